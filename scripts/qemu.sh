@@ -1,0 +1,100 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the guest: QEMU (from the chroot) on a kernel built by
+# scripts/build-kernel.sh, with the chroot as the read-only 9p root, the
+# project directory shared read-write at its host path, the kernel's module
+# tree at /lib/modules and a scratch disk. scripts/guest-init is PID 1.
+#
+#   scripts/qemu.sh [options] [--] [COMMAND]
+#     --profile test|release  which kernel (default release)
+#     --insmod PATH           insmod this module before COMMAND
+#     --timeout SECONDS       kill the guest after this long (default none)
+#   With COMMAND: runs it in the guest with bash, prints its output and exits
+#   with its exit status. Without: an interactive shell on the serial console.
+#
+# Environment: KVM=1 uses KVM instead of TCG (never chosen automatically:
+# on the machines this project is developed on, /dev/kvm belongs to another
+# hypervisor and a normal guest hangs at "Decompressing Linux..."),
+# QEMU_MEM (default 2G), QEMU_SMP (default 2).
+#
+# Every boot's serial log is kept in $RUST_LOOP_CACHE/runs/<id>/serial.log;
+# its path is printed when the guest fails. RL_RUN_DIR, if set, names the
+# run directory to use (make check reads the serial log from it).
+
+. "$(dirname "$0")/lib.sh"
+
+profile=release insmod= timeout=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--profile) profile=$2; shift 2 ;;
+	--insmod) insmod=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--) shift; break ;;
+	-*) rl_die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+cmd="$*"
+
+kdir=$(rl_kernel_dir "$profile")
+[ -f "$kdir/.complete" ] || kdir=$("$RL_TOP/scripts/build-kernel.sh" "$profile")
+krel=$(cat "$kdir/kernelrelease")
+
+run=${RL_RUN_DIR:-$RL_CACHE/runs/$(date +%Y%m%d-%H%M%S)-$$}
+mkdir -p "$run"
+rm -f "$run/status"
+log=$run/serial.log
+# Keep the 20 newest run directories.
+ls -1dt "$RL_CACHE"/runs/*/ 2>/dev/null | tail -n +21 | xargs -r rm -rf
+
+# PID 1 lives in the chroot, the guest's root; refresh it from the project.
+# The guest mounts over these directories of its read-only root.
+mkdir -p "$RL_CHROOT/scratch" "$RL_CHROOT/lib/modules" "$RL_CHROOT$RL_TOP"
+cmp -s "$RL_TOP/scripts/guest-init" "$RL_CHROOT/sbin/rust-loop-init" ||
+	install -m 0755 "$RL_TOP/scripts/guest-init" "$RL_CHROOT/sbin/rust-loop-init"
+
+scratch=$RL_CACHE/scratch-$profile.img
+[ -f "$scratch" ] || truncate -s 8G "$scratch"
+
+append="console=ttyS0 root=root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro"
+append+=" init=/sbin/rust-loop-init panic=-1 rl.project=$RL_TOP"
+[ -n "$insmod" ] && append+=" rl.insmod=$insmod"
+
+accel="-accel tcg -cpu max"
+[ "${KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
+
+qemu=(qemu-system-x86_64 $accel -machine q35 -smp "${QEMU_SMP:-2}" -m "${QEMU_MEM:-2G}"
+	-nodefaults -no-reboot -display none
+	-kernel "$kdir/arch/x86/boot/bzImage"
+	-fsdev "local,id=root,path=/mnt/guest-root,security_model=none,readonly=on"
+	-device virtio-9p-pci,fsdev=root,mount_tag=root
+	-virtfs "local,path=$RL_TOP,mount_tag=project,security_model=none"
+	-virtfs "local,path=$kdir/modroot/lib/modules,mount_tag=modules,security_model=none,readonly=on"
+	-virtfs "local,path=$run,mount_tag=run,security_model=none"
+	-drive "file=$scratch,if=virtio,format=raw,cache=unsafe,discard=unmap"
+	-device virtio-serial-pci)
+
+if [ -z "$cmd" ]; then
+	append+=" rl.shell=1"
+	qemu+=(-chardev "stdio,id=s0,mux=on,signal=off,logfile=$log"
+		-serial chardev:s0 -mon chardev=s0,mode=readline)
+	echo "rust_loop: booting the $profile kernel $krel; serial log $log" >&2
+	echo "rust_loop: exit the shell (or press Ctrl-A x) to power off" >&2
+else
+	printf '%s\n' "$cmd" >"$run/cmd"
+	qemu+=(-serial "file:$log" -monitor none
+		-chardev stdio,id=out,signal=off -device virtconsole,chardev=out)
+fi
+qemu+=(-append "$append")
+
+rl_in_chroot timeout --foreground -k 10 "${timeout}" "${qemu[@]}" || qstatus=$?
+
+if [ ! -f "$run/status" ]; then
+	rl_log "the guest did not finish (qemu status ${qstatus:-0}); serial log: $log"
+	tail -30 "$log" >&2
+	exit 124
+fi
+status=$(cat "$run/status")
+[ "$status" = 0 ] || rl_log "the guest command exited with $status; serial log: $log"
+exit "$status"

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the rust_loop kselftests: which driver is under test
+ * (rust_loop.ko or the kernel's own loop.ko, chosen by tests/run.sh through
+ * the environment), loading and unloading it, and small file utilities.
+ *
+ * Every test runs against both drivers in the same guest; loop.ko is the
+ * specification, so a test whose expectation loop.ko does not meet is a
+ * wrong test, and a test rust_loop fails is a bug in rust_loop.
+ */
+#ifndef RUST_LOOP_TESTS_COMMON_H
+#define RUST_LOOP_TESTS_COMMON_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The driver under test: "rust_loop" or "loop". */
+static inline const char *drv_name(void)
+{
+	const char *d = getenv("LOOP_DRIVER");
+
+	return d && !strcmp(d, "c") ? "loop" : "rust_loop";
+}
+
+static inline bool drv_is_rust(void)
+{
+	return !strcmp(drv_name(), "rust_loop");
+}
+
+/* Path of the driver's .ko file. */
+static inline const char *drv_path(void)
+{
+	static char path[4096];
+	const char *p;
+
+	if (drv_is_rust()) {
+		p = getenv("RUST_LOOP_KO");
+		return p ? p : "rust_loop.ko";
+	}
+	p = getenv("LOOP_KO");
+	if (p)
+		return p;
+	FILE *f = popen("modinfo -n loop 2>/dev/null", "r");
+
+	if (!f || !fgets(path, sizeof(path), f))
+		path[0] = 0;
+	if (f)
+		pclose(f);
+	path[strcspn(path, "\n")] = 0;
+	return path;
+}
+
+static inline bool drv_loaded(void)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "/sys/module/%s/initstate", drv_name());
+	return access(p, F_OK) == 0;
+}
+
+/* finit_module() the driver with @params; returns 0 or -errno. */
+static inline int drv_load(const char *params)
+{
+	int fd = open(drv_path(), O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, params ? params : "", 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* delete_module() the driver; returns 0 or -errno. */
+static inline int drv_unload(void)
+{
+	int ret = syscall(SYS_delete_module, drv_name(), O_NONBLOCK);
+
+	return ret ? -errno : 0;
+}
+
+/*
+ * Unload (retrying a while on EBUSY/EAGAIN, as a just-closed device may
+ * still be in its final release) and load again with @params.
+ */
+static inline int drv_reload(const char *params)
+{
+	for (int i = 0; i < 200 && drv_loaded(); i++) {
+		int ret = drv_unload();
+
+		if (!ret || ret == -ENOENT)
+			break;
+		usleep(10000);
+	}
+	if (drv_loaded())
+		return -EBUSY;
+	return drv_load(params);
+}
+
+/* Run a shell command; returns its exit status, or -1. */
+static inline int run(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+/* Read a small file into @buf (NUL terminated, trailing newline cut). */
+static inline int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = 0;
+	return 0;
+}
+
+static inline bool path_exists(const char *fmt, ...)
+{
+	char p[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p, sizeof(p), fmt, ap);
+	va_end(ap);
+	return access(p, F_OK) == 0;
+}
+
+/* Directory for backing files: the guest's ext4 scratch disk. */
+static inline const char *scratch_dir(void)
+{
+	const char *d = getenv("RL_SCRATCH");
+
+	return d ? d : "/tmp";
+}
+
+#endif /* RUST_LOOP_TESTS_COMMON_H */

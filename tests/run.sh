@@ -1,0 +1,133 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The test runner inside the guest (scripts/check.sh boots the test kernel
+# and calls it). It runs every test program once per driver, rust_loop.ko
+# and the kernel's own loop.ko, and prints one TAP result line per test case
+# ("ok - rust_loop: ctl_test: add_returns_index"); scripts/check.sh numbers
+# them, checks the kernel log and prints the totals.
+#
+#   tests/run.sh [-k RUST_LOOP_KO] [-d "rust c"] [FILTER...]
+#
+# FILTER keeps the programs whose name contains one of the words.
+
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+ko=$top/build/test/rust_loop.ko
+drivers="rust c"
+while getopts "k:d:" opt; do
+	case $opt in
+	k) ko=$OPTARG ;;
+	d) drivers=$OPTARG ;;
+	*) exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+filters="$*"
+
+export RUST_LOOP_KO=$ko
+export RL_SCRATCH=${RL_SCRATCH:-/tmp}
+bin=$top/build/tests
+
+# Test programs, in order: C kselftests from build/tests, shell tests from
+# tests/. One entry per line: "name path".
+programs() {
+	local t
+	for t in module_test; do
+		echo "$t $bin/$t"
+	done
+}
+
+selected() {
+	local f
+	[ -z "$filters" ] && return 0
+	for f in $filters; do
+		case "$1" in *"$f"*) return 0 ;; esac
+	done
+	return 1
+}
+
+mod_name() { [ "$1" = c ] && echo loop || echo rust_loop; }
+
+load() {
+	if [ "$1" = c ]; then modprobe loop; else insmod "$ko"; fi
+}
+
+# Detach whatever a test left behind and unload the driver.
+cleanup() {
+	local name i
+	name=$(mod_name "$1")
+	grep -q ' /scratch/mnt' /proc/mounts && umount -l /scratch/mnt* 2>/dev/null
+	[ -d /sys/module/$name ] || return 0
+	losetup -D 2>/dev/null
+	for i in $(seq 100); do
+		rmmod "$name" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Turn one program's kselftest output into prefixed result lines.
+filter() {
+	local prefix=$1
+	awk -v p="$prefix" '
+		/^(not )?ok [0-9]+ / {
+			not = ($1 == "not")
+			sub(/^(not )?ok [0-9]+ /, "")
+			sub(/^global\./, "")
+			printf "%s - %s%s\n", not ? "not ok" : "ok", p, $0
+			results++
+			next
+		}
+		/^TAP version|^1\.\.[0-9]+$/ { next }
+		/^#/ { print; next }
+		{ print "# " $0 }
+		END { exit results ? 0 : 3 }'
+}
+
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo clear >/sys/kernel/debug/kmemleak
+fi
+
+for drv in $drivers; do
+	name=$(mod_name "$drv")
+	for d in rust c; do cleanup "$d" >/dev/null; done
+	while read -r prog path; do
+		selected "$prog" || continue
+		prefix="$name: $prog: "
+		echo "# ---- $name: $prog"
+		if [ ! -x "$path" ]; then
+			echo "not ok - $prefix(program $path missing)"
+			continue
+		fi
+		if ! load "$drv"; then
+			echo "not ok - ${prefix}driver loads"
+			continue
+		fi
+		LOOP_DRIVER=$drv timeout -k 10 1800 "$path" 2>&1 | filter "$prefix"
+		st=("${PIPESTATUS[@]}")
+		if [ "${st[0]}" != 0 ] && [ "${st[1]}" = 3 ]; then
+			echo "not ok - $prefix(exited with status ${st[0]} before any result)"
+		elif [ "${st[0]}" = 124 ] || [ "${st[0]}" = 137 ]; then
+			echo "not ok - $prefix(timed out)"
+		fi
+		if ! cleanup "$drv"; then
+			echo "not ok - ${prefix}driver unloads after the test"
+			lsmod >&2
+		fi
+	done < <(programs)
+done
+
+if [ -w /sys/kernel/debug/kmemleak ] && [ -z "$filters" ]; then
+	# Two scans: an object is reported only once it was seen unreferenced twice.
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	leaks=$(cat /sys/kernel/debug/kmemleak)
+	if [ -z "$leaks" ]; then
+		echo "ok - kmemleak: no leaked objects"
+	else
+		echo "$leaks" | sed 's/^/# /' | head -200
+		echo "not ok - kmemleak: no leaked objects"
+	fi
+fi
