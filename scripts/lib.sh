@@ -13,8 +13,8 @@
 #                            version, the config fragments, the toolchain and
 #                            scripts/build-kernel.sh
 #   runs/<id>/               one directory per guest boot: the serial log, the
-#                            command and its exit status
-#   scratch-<profile>.img    the guest's scratch disk (formatted every boot)
+#                            command, its exit status and, while the guest
+#                            runs, its scratch disk
 
 set -euo pipefail
 

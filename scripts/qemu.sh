@@ -54,8 +54,10 @@ mkdir -p "$RL_CHROOT/scratch" "$RL_CHROOT/lib/modules" "$RL_CHROOT$RL_TOP"
 cmp -s "$RL_TOP/scripts/guest-init" "$RL_CHROOT/sbin/rust-loop-init" ||
 	install -m 0755 "$RL_TOP/scripts/guest-init" "$RL_CHROOT/sbin/rust-loop-init"
 
-scratch=$RL_CACHE/scratch-$profile.img
-[ -f "$scratch" ] || truncate -s 8G "$scratch"
+# Each boot gets its own sparse scratch disk, so guests can run side by side.
+scratch=$run/scratch.img
+rm -f "$scratch"
+truncate -s 8G "$scratch"
 
 append="console=ttyS0 root=root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose ro"
 append+=" init=/sbin/rust-loop-init panic=-1 rl.project=$RL_TOP"
@@ -90,6 +92,7 @@ qemu+=(-append "$append")
 
 rl_in_chroot timeout --foreground -k 10 "${timeout}" "${qemu[@]}" || qstatus=$?
 
+rm -f "$scratch"
 if [ ! -f "$run/status" ]; then
 	rl_log "the guest did not finish (qemu status ${qstatus:-0}); serial log: $log"
 	tail -30 "$log" >&2

@@ -29,12 +29,19 @@ export RUST_LOOP_KO=$ko
 export RL_SCRATCH=${RL_SCRATCH:-/tmp}
 bin=$top/build/tests
 
-# Test programs, in order: C kselftests from build/tests, shell tests from
-# tests/. One entry per line: "name path".
+# Test programs, in name order: the C kselftests built from tests/*_test.c
+# into build/tests, then the shell tests tests/*_test.sh. One entry per
+# line: "name path".
 programs() {
-	local t
-	for t in module_test; do
-		echo "$t $bin/$t"
+	local f
+	for f in "$top"/tests/*_test.c; do
+		[ -e "$f" ] || continue
+		f=$(basename "$f" .c)
+		echo "$f $bin/$f"
+	done
+	for f in "$top"/tests/*_test.sh; do
+		[ -e "$f" ] || continue
+		echo "$(basename "$f" .sh) $f"
 	done
 }
 
@@ -71,9 +78,12 @@ cleanup() {
 filter() {
 	local prefix=$1
 	awk -v p="$prefix" '
-		/^(not )?ok [0-9]+ / {
+		/^(not )?ok / {
 			not = ($1 == "not")
-			sub(/^(not )?ok [0-9]+ /, "")
+			sub(/^not /, "")
+			sub(/^ok */, "")
+			sub(/^[0-9]+ */, "")
+			sub(/^- */, "")
 			sub(/^global\./, "")
 			printf "%s - %s%s\n", not ? "not ok" : "ok", p, $0
 			results++

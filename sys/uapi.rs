@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The loop UAPI of `include/uapi/linux/loop.h` (and `compat_loop_info` of
+//! `drivers/block/loop.c`): ioctl numbers, flags and the structures copied
+//! to and from user space. `rust/uapi` does not include this header.
+//!
+//! The structures spell out every padding byte as a field, so that they can
+//! be copied to user space as plain bytes without leaking kernel memory.
+
+use kernel::transmute::{
+    AsBytes,
+    FromBytes, //
+};
+
+/// `LOOP_SET_FD`.
+pub(crate) const LOOP_SET_FD: u32 = 0x4C00;
+/// `LOOP_CLR_FD`.
+pub(crate) const LOOP_CLR_FD: u32 = 0x4C01;
+/// `LOOP_SET_STATUS`.
+pub(crate) const LOOP_SET_STATUS: u32 = 0x4C02;
+/// `LOOP_GET_STATUS`.
+pub(crate) const LOOP_GET_STATUS: u32 = 0x4C03;
+/// `LOOP_SET_STATUS64`.
+pub(crate) const LOOP_SET_STATUS64: u32 = 0x4C04;
+/// `LOOP_GET_STATUS64`.
+pub(crate) const LOOP_GET_STATUS64: u32 = 0x4C05;
+/// `LOOP_CHANGE_FD`.
+pub(crate) const LOOP_CHANGE_FD: u32 = 0x4C06;
+/// `LOOP_SET_CAPACITY`.
+pub(crate) const LOOP_SET_CAPACITY: u32 = 0x4C07;
+/// `LOOP_SET_DIRECT_IO`.
+pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
+/// `LOOP_SET_BLOCK_SIZE`.
+pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
+/// `LOOP_CONFIGURE`.
+pub(crate) const LOOP_CONFIGURE: u32 = 0x4C0A;
+
+/// `LOOP_CTL_ADD`.
+pub(crate) const LOOP_CTL_ADD: u32 = 0x4C80;
+/// `LOOP_CTL_REMOVE`.
+pub(crate) const LOOP_CTL_REMOVE: u32 = 0x4C81;
+/// `LOOP_CTL_GET_FREE`.
+pub(crate) const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+
+/// `LO_FLAGS_READ_ONLY`.
+pub(crate) const LO_FLAGS_READ_ONLY: u32 = 1;
+/// `LO_FLAGS_AUTOCLEAR`.
+pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// `LO_FLAGS_PARTSCAN`.
+pub(crate) const LO_FLAGS_PARTSCAN: u32 = 8;
+/// `LO_FLAGS_DIRECT_IO`.
+pub(crate) const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// `LOOP_SET_STATUS_SETTABLE_FLAGS`.
+pub(crate) const LOOP_SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
+/// `LOOP_SET_STATUS_CLEARABLE_FLAGS`.
+pub(crate) const LOOP_SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
+/// `LOOP_CONFIGURE_SETTABLE_FLAGS`.
+pub(crate) const LOOP_CONFIGURE_SETTABLE_FLAGS: u32 =
+    LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
+
+/// `LO_NAME_SIZE`.
+pub(crate) const LO_NAME_SIZE: usize = 64;
+/// `LO_KEY_SIZE`.
+pub(crate) const LO_KEY_SIZE: usize = 32;
+
+/// `LO_CRYPT_NONE`, the only transfer type still supported.
+pub(crate) const LO_CRYPT_NONE: u32 = 0;
+/// `LO_CRYPT_XOR`, removed.
+pub(crate) const LO_CRYPT_XOR: u32 = 1;
+/// `LO_CRYPT_CRYPTOAPI`, removed.
+pub(crate) const LO_CRYPT_CRYPTOAPI: u32 = 18;
+
+/// `struct loop_info64`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct LoopInfo64 {
+    pub(crate) lo_device: u64,
+    pub(crate) lo_inode: u64,
+    pub(crate) lo_rdevice: u64,
+    pub(crate) lo_offset: u64,
+    pub(crate) lo_sizelimit: u64,
+    pub(crate) lo_number: u32,
+    pub(crate) lo_encrypt_type: u32,
+    pub(crate) lo_encrypt_key_size: u32,
+    pub(crate) lo_flags: u32,
+    pub(crate) lo_file_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_crypt_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE],
+    pub(crate) lo_init: [u64; 2],
+}
+
+/// `struct loop_config`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct LoopConfig {
+    pub(crate) fd: u32,
+    pub(crate) block_size: u32,
+    pub(crate) info: LoopInfo64,
+    pub(crate) reserved: [u64; 8],
+}
+
+/// `struct loop_info`, the old 32-bit-dev structure, as laid out on a 64-bit
+/// kernel (`__kernel_old_dev_t` and `unsigned long` are 64 bits wide).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct LoopInfo {
+    pub(crate) lo_number: i32,
+    pub(crate) pad0: [u8; 4],
+    pub(crate) lo_device: u64,
+    pub(crate) lo_inode: u64,
+    pub(crate) lo_rdevice: u64,
+    pub(crate) lo_offset: i32,
+    pub(crate) lo_encrypt_type: i32,
+    pub(crate) lo_encrypt_key_size: i32,
+    pub(crate) lo_flags: i32,
+    pub(crate) lo_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE],
+    pub(crate) lo_init: [u64; 2],
+    pub(crate) reserved: [u8; 4],
+    pub(crate) pad1: [u8; 4],
+}
+
+/// `struct compat_loop_info` of `loop.c`: `struct loop_info` as 32-bit user
+/// space lays it out (`compat_dev_t` is 16 bits, `compat_ulong_t` 32).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CompatLoopInfo {
+    pub(crate) lo_number: i32,
+    pub(crate) lo_device: u16,
+    pub(crate) pad0: [u8; 2],
+    pub(crate) lo_inode: u32,
+    pub(crate) lo_rdevice: u16,
+    pub(crate) pad1: [u8; 2],
+    pub(crate) lo_offset: i32,
+    pub(crate) lo_encrypt_type: i32,
+    pub(crate) lo_encrypt_key_size: i32,
+    pub(crate) lo_flags: i32,
+    pub(crate) lo_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE],
+    pub(crate) lo_init: [u32; 2],
+    pub(crate) reserved: [u8; 4],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<LoopInfo64>() == 232);
+    assert!(core::mem::size_of::<LoopConfig>() == 304);
+    assert!(core::mem::size_of::<LoopInfo>() == 168);
+    assert!(core::mem::size_of::<CompatLoopInfo>() == 140);
+};
+
+macro_rules! plain_data {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// An all-zero instance.
+            pub(crate) fn zeroed() -> Self {
+                // SAFETY: the type is plain integers and byte arrays, for
+                // which all-zero bytes are a valid value.
+                unsafe { core::mem::zeroed() }
+            }
+        }
+
+        // SAFETY: the type is `repr(C)` and made of integers and byte
+        // arrays only, so every bit pattern is a valid value.
+        unsafe impl FromBytes for $t {}
+
+        // SAFETY: the type is `repr(C)`, made of integers and byte arrays,
+        // and every padding byte is a named field (checked by the size
+        // assertions above), so all of its bytes are initialized.
+        unsafe impl AsBytes for $t {}
+    )*};
+}
+
+plain_data!(LoopInfo64, LoopConfig, LoopInfo, CompatLoopInfo);

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Helpers for the shell tests (tests/*_test.sh), the shell counterpart of
+# tests/common.h: the driver under test (LOOP_DRIVER=rust|c, set by
+# tests/run.sh), loading and unloading it, and TAP output.
+#
+# A shell test sources this file, calls `t_ok`/`t_fail`/`t_skip` (or
+# `t_check DESCRIPTION COMMAND...`) once per test case, and ends with
+# `t_done`.
+
+set -u
+
+T_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+T_SCRATCH=${RL_SCRATCH:-/tmp}
+t_failed=0
+
+drv_name() { [ "${LOOP_DRIVER:-rust}" = c ] && echo loop || echo rust_loop; }
+
+# Load the driver under test with the given parameters.
+drv_load() {
+	if [ "${LOOP_DRIVER:-rust}" = c ]; then
+		modprobe loop "$@"
+	else
+		insmod "${RUST_LOOP_KO:-$T_TOP/build/test/rust_loop.ko}" "$@"
+	fi
+}
+
+# Detach every loop device and unload the driver (retrying while a just
+# closed device finishes its release).
+drv_unload() {
+	local i
+	[ -d "/sys/module/$(drv_name)" ] || return 0
+	losetup -D 2>/dev/null
+	for i in $(seq 100); do
+		rmmod "$(drv_name)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+drv_reload() { drv_unload && drv_load "$@"; }
+
+t_ok() { echo "ok - $*"; }
+t_fail() { echo "not ok - $*"; t_failed=1; }
+t_skip() { echo "ok - $1 # SKIP ${2:-}"; }
+
+# t_check DESCRIPTION COMMAND...: one test case, passing if COMMAND succeeds.
+t_check() {
+	local desc=$1
+	shift
+	if "$@"; then t_ok "$desc"; else t_fail "$desc"; fi
+}
+
+t_diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+
+t_done() { exit "$t_failed"; }
