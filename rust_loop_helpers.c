@@ -8,7 +8,10 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/build_bug.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/sched/mm.h>
+#include <linux/statfs.h>
 
 #include "rust_loop_helpers.h"
 
@@ -17,12 +20,21 @@ static_assert(RUST_LOOP_BLK_OPEN_EXCL == (__force unsigned int)BLK_OPEN_EXCL);
 static_assert(RUST_LOOP_FMODE_WRITE == (__force unsigned int)FMODE_WRITE);
 static_assert(RUST_LOOP_FMODE_CAN_ODIRECT == (__force unsigned int)FMODE_CAN_ODIRECT);
 static_assert(RUST_LOOP_FMODE_NOWAIT == (__force unsigned int)FMODE_NOWAIT);
+static_assert(RUST_LOOP_FOP_BUFFER_WASYNC == (__force unsigned int)FOP_BUFFER_WASYNC);
 static_assert(RUST_LOOP_IOCB_NOWAIT == IOCB_NOWAIT);
+static_assert(RUST_LOOP_IOCB_DSYNC == IOCB_DSYNC);
+static_assert(RUST_LOOP_GFP_IO == (__force unsigned int)__GFP_IO);
+static_assert(RUST_LOOP_GFP_FS == (__force unsigned int)__GFP_FS);
+static_assert(RUST_LOOP_FALLOC_FL_KEEP_SIZE == FALLOC_FL_KEEP_SIZE);
+static_assert(RUST_LOOP_FALLOC_FL_PUNCH_HOLE == FALLOC_FL_PUNCH_HOLE);
+static_assert(RUST_LOOP_FALLOC_FL_ZERO_RANGE == FALLOC_FL_ZERO_RANGE);
+static_assert(RUST_LOOP_KSTATFS_SIZE == sizeof(struct kstatfs));
+static_assert(RUST_LOOP_KSTATFS_BSIZE_OFFSET == offsetof(struct kstatfs, f_bsize));
+static_assert(RUST_LOOP_REQ_FUA == (__force unsigned int)REQ_FUA);
+static_assert(RUST_LOOP_REQ_NOUNMAP == (__force unsigned int)REQ_NOUNMAP);
 static_assert(RUST_LOOP_BLK_FEAT_WRITE_CACHE == (__force unsigned int)BLK_FEAT_WRITE_CACHE);
 static_assert(RUST_LOOP_BLK_STS_NOTSUPP == (__force int)BLK_STS_NOTSUPP);
-static_assert(RUST_LOOP_BLK_STS_RESOURCE == (__force int)BLK_STS_RESOURCE);
 static_assert(RUST_LOOP_BLK_STS_IOERR == (__force int)BLK_STS_IOERR);
-static_assert(RUST_LOOP_BLK_STS_AGAIN == (__force int)BLK_STS_AGAIN);
 
 void rust_loop_queue_limits_start_update(struct request_queue *q,
 					 struct queue_limits *lim)
@@ -53,4 +65,24 @@ void rust_loop_kiocb_start_write(struct kiocb *iocb)
 void rust_loop_kiocb_end_write(struct kiocb *iocb)
 {
 	kiocb_end_write(iocb);
+}
+
+bool rust_loop_kiocb_start_write_trylock(struct kiocb *iocb)
+{
+	return sb_start_write_trylock(file_inode(iocb->ki_filp)->i_sb);
+}
+
+void rust_loop_kiocb_write_handoff(struct kiocb *iocb)
+{
+	__sb_writers_release(file_inode(iocb->ki_filp)->i_sb, SB_FREEZE_WRITE);
+}
+
+unsigned int rust_loop_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rust_loop_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }

@@ -14,6 +14,7 @@
 //!   `block_device_operations` and private data, and the operations on a
 //!   live disk (capacity, uevents, partitions, queue limits, freezing).
 //! - [`request`]: started blk-mq requests and their per-request data.
+//! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sysfs`]: an attribute group on a disk.
 //! - [`uapi`]: the loop UAPI (`<linux/loop.h>`), which bindgen does not see.
 //! - [`helpers`]: declarations of the C wrappers in `rust_loop_helpers.c`.
@@ -22,6 +23,7 @@
 
 pub(crate) mod blkdev;
 pub(crate) mod disk;
+pub(crate) mod file;
 pub(crate) mod helpers;
 pub(crate) mod misc;
 pub(crate) mod request;
@@ -69,4 +71,10 @@ impl Drop for ModuleRef {
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable` may be called from any process context.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// The number of possible CPU ids (`nr_cpu_ids`).
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: `nr_cpu_ids` is set during boot and read-only afterwards.
+    unsafe { bindings::nr_cpu_ids }
 }

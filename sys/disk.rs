@@ -23,6 +23,7 @@ use super::{
     request::{self, Request},
 };
 use core::{
+    cell::UnsafeCell,
     marker::PhantomData,
     mem::MaybeUninit,
     ptr, //
@@ -34,7 +35,7 @@ use kernel::{
     ffi::{c_int, c_uint, c_ulong, c_void},
     fmt,
     static_lock_class,
-    sync::{Arc, ArcBorrow, SpinLock},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
     types::{ForeignOwnable, Opaque}, //
 };
 
@@ -59,8 +60,14 @@ impl OpenMode {
 /// The gendisk holds an `Arc<Self>` from [`Disk::add`] until it is
 /// released, so `&self` is valid in every callback.
 pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
-    /// Per-request driver data, kept in the request's PDU.
-    type Cmd: request::Cmd;
+    /// State of the data path: read by every request without a lock
+    /// ([`Request::io`]), changed only with the queue frozen
+    /// ([`Disk::freeze_io`]), as `loop.c` changes its backing file, offset
+    /// and direct-I/O flag.
+    type Io: Send + Sync;
+
+    /// The disk of this driver state.
+    fn disk(&self) -> &Disk<Self>;
 
     /// `fops->open`: a new opener of the whole disk or a partition.
     fn open(&self, disk: &GenDisk, mode: OpenMode) -> Result;
@@ -79,8 +86,11 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// now or later, through [`Request`].
     fn queue_rq(&self, rq: Request<Self>, last: bool);
 
-    /// `mq_ops->complete`, after [`Request::complete`].
+    /// `mq_ops->complete`, after [`Request::read_write`].
     fn complete(rq: Request<Self>);
+
+    /// A request deferred by [`Request::defer`], in process context.
+    fn work(rq: Request<Self>);
 }
 
 /// How a [`Disk`] is built.
@@ -129,18 +139,29 @@ pub(crate) struct Disk<T: DiskOps> {
     gendisk: *mut bindings::gendisk,
     #[pin]
     state: SpinLock<DiskState>,
+    /// Serializes [`IoGuard`]s.
+    #[pin]
+    io_lock: Mutex<()>,
+    io: UnsafeCell<T::Io>,
     _p: PhantomData<T>,
 }
 
 // SAFETY: the gendisk and tag set may be used and released from any thread;
 // `T` is `Send + Sync`.
 unsafe impl<T: DiskOps> Send for Disk<T> {}
-// SAFETY: `&self` methods serialize on `state`.
+// SAFETY: `&self` methods serialize on `state`; `io` is shared only as
+// `&T::Io` (`T::Io: Sync`) while no `IoGuard` exists, and an `IoGuard`
+// excludes every request (queue frozen) and every other guard (`io_lock`).
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
 
 impl<T: DiskOps> Disk<T> {
-    /// Allocates the tag set and the gendisk, named by `name`.
-    pub(crate) fn new(p: DiskParams, name: fmt::Arguments<'_>) -> impl PinInit<Self, Error> + '_ {
+    /// Allocates the tag set and the gendisk, named by `name`, with `io` as
+    /// the initial data-path state.
+    pub(crate) fn new(
+        p: DiskParams,
+        name: fmt::Arguments<'_>,
+        io: T::Io,
+    ) -> impl PinInit<Self, Error> + '_ {
         let init = move |slot: *mut Self| -> Result {
             // SAFETY: `slot` is valid for writes and pinned until dropped.
             let set = Opaque::cast_into(unsafe { ptr::addr_of!((*slot).tag_set) });
@@ -149,8 +170,12 @@ impl<T: DiskOps> Disk<T> {
             ts.nr_hw_queues = p.nr_hw_queues;
             ts.queue_depth = p.queue_depth;
             ts.numa_node = bindings::NUMA_NO_NODE;
-            ts.cmd_size = core::mem::size_of::<T::Cmd>() as u32;
-            ts.flags = bindings::BLK_MQ_F_STACKING | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+            ts.cmd_size = request::pdu_size::<T>() as u32;
+            // BLOCKING: `queue_rq` tries the I/O inline with IOCB_NOWAIT,
+            // and a file system may still sleep briefly on that path.
+            ts.flags = bindings::BLK_MQ_F_STACKING
+                | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT
+                | bindings::BLK_MQ_F_BLOCKING;
             // SAFETY: `set` is valid for writes and pinned.
             unsafe { set.write(ts) };
             // SAFETY: `set` holds an initialized tag set description.
@@ -193,13 +218,17 @@ impl<T: DiskOps> Disk<T> {
                 write_name(&mut *ptr::addr_of_mut!((*disk).disk_name).cast(), name);
             }
             let state = kernel::new_spinlock!(DiskState::Allocated);
+            let io_lock = kernel::new_mutex!(());
             // SAFETY: the remaining fields are valid for writes; `state` is
             // pinned in place.
             let Ok(()) = unsafe {
                 ptr::addr_of_mut!((*slot).gendisk).write(disk);
+                ptr::addr_of_mut!((*slot).io).write(UnsafeCell::new(io));
                 ptr::addr_of_mut!((*slot)._p).write(PhantomData);
                 state.__init(ptr::addr_of_mut!((*slot).state))
             };
+            // SAFETY: as above.
+            let Ok(()) = unsafe { io_lock.__init(ptr::addr_of_mut!((*slot).io_lock)) };
             // INVARIANT: tag set allocated, gendisk allocated on it with our
             // reference, state `Allocated`.
             Ok(())
@@ -243,6 +272,62 @@ impl<T: DiskOps> Disk<T> {
         // INVARIANT: added, with the Arc in `private_data`.
         *self.state.lock() = DiskState::Added;
         Ok(())
+    }
+
+    /// The data-path state, for [`Request::io`].
+    ///
+    /// # Safety
+    ///
+    /// No [`IoGuard`] of this disk exists for the returned lifetime.
+    pub(super) unsafe fn io_unchecked(&self) -> &T::Io {
+        // SAFETY: by the caller's guarantee nothing mutates `io`.
+        unsafe { &*self.io.get() }
+    }
+
+    /// Freezes the queue of `disk`, which must be this handle's gendisk,
+    /// and gives mutable access to the data-path state until the guard is
+    /// dropped. No request is in flight meanwhile.
+    pub(crate) fn freeze_io<'a>(&'a self, disk: &'a GenDisk) -> Result<IoGuard<'a, T>> {
+        if disk.raw() != self.gendisk {
+            return Err(EINVAL);
+        }
+        let lock = self.io_lock.lock();
+        // INVARIANT: `io_lock` held, then the queue frozen.
+        Ok(IoGuard {
+            io: &self.io,
+            _lock: lock,
+            frozen: disk.queue().freeze(),
+        })
+    }
+
+    /// Starts a queue limits update (`queue_limits_start_update`), lets `f`
+    /// change the limits, freezes the queue and commits them, and returns
+    /// the commit's result with the data-path state still frozen, as
+    /// `loop_set_dio()` and `loop_set_block_size()` do. Lock order:
+    /// `io_lock`, `limits_lock`, queue freeze.
+    pub(crate) fn update_limits_frozen<'a>(
+        &'a self,
+        disk: &'a GenDisk,
+        f: impl FnOnce(&mut Limits),
+    ) -> Result<(Result, IoGuard<'a, T>)> {
+        if disk.raw() != self.gendisk {
+            return Err(EINVAL);
+        }
+        let lock = self.io_lock.lock();
+        let q = disk.queue();
+        let mut lim = q.start_update();
+        f(&mut lim);
+        let frozen = q.freeze();
+        let ret = q.commit_update(lim);
+        // INVARIANT: `io_lock` held, then the queue frozen.
+        Ok((
+            ret,
+            IoGuard {
+                io: &self.io,
+                _lock: lock,
+                frozen,
+            },
+        ))
     }
 
     /// Number of openers of the whole disk (`disk_openers`); 0 unless added.
@@ -294,6 +379,33 @@ impl<T: DiskOps> PinnedDrop for Disk<T> {
         // gendisk of it is released (`Gone`): `free_disk` runs after the
         // queue is released, or `put_disk` released an unadded disk above.
         unsafe { bindings::blk_mq_free_tag_set(self.tag_set.get()) };
+    }
+}
+
+/// Exclusive access to a disk's data-path state, with its queue frozen.
+///
+/// # Invariants
+///
+/// `_lock` is the disk's `io_lock`, so no other guard exists, and `frozen`
+/// freezes the queue of the disk owning `io`, so no request (thus no
+/// [`Request::io`] reference) is in flight.
+pub(crate) struct IoGuard<'a, T: DiskOps> {
+    io: &'a UnsafeCell<T::Io>,
+    frozen: FrozenQueue<'a>,
+    _lock: kernel::sync::MutexGuard<'a, ()>,
+}
+
+impl<T: DiskOps> IoGuard<'_, T> {
+    /// The data-path state.
+    pub(crate) fn io(&mut self) -> &mut T::Io {
+        // SAFETY: the queue is frozen (no request reads it) and `&mut self`
+        // excludes other accesses through this guard.
+        unsafe { &mut *self.io.get() }
+    }
+
+    /// The frozen queue.
+    pub(crate) fn queue(&self) -> &Queue {
+        self.frozen.queue
     }
 }
 
@@ -350,12 +462,6 @@ impl GenDisk {
         n.max(0) as u32
     }
 
-    /// The disk's `dev_t`.
-    pub(crate) fn devt(&self) -> u32 {
-        // SAFETY: `part0` of a live disk is valid and `bd_dev` is constant.
-        unsafe { (*(*self.raw()).part0).bd_dev }
-    }
-
     /// `set_capacity_and_notify()`; sends a change uevent itself when it
     /// does not (the capacity did not change), as `loop_set_size()` does.
     pub(crate) fn set_capacity_and_notify(&self, sectors: u64) {
@@ -363,12 +469,6 @@ impl GenDisk {
         if !unsafe { bindings::set_capacity_and_notify(self.raw(), sectors) } {
             self.uevent_change();
         }
-    }
-
-    /// The capacity in 512-byte sectors.
-    pub(crate) fn capacity(&self) -> u64 {
-        // SAFETY: a live disk; `get_capacity()` reads `bd_nr_sectors`.
-        unsafe { ptr::read_volatile(ptr::addr_of!((*(*self.raw()).part0).bd_nr_sectors)) }
     }
 
     /// Sends a `KOBJ_CHANGE` uevent for the disk.
@@ -423,6 +523,17 @@ impl GenDisk {
             rc
         };
         to_result(rc)
+    }
+
+    /// `sync_blockdev()` and `invalidate_bdev()` of the whole disk, before
+    /// its geometry changes.
+    pub(crate) fn sync_and_invalidate(&self) {
+        // SAFETY: `part0` of a live disk.
+        unsafe {
+            let part0 = (*self.raw()).part0;
+            bindings::sync_blockdev(part0);
+            bindings::invalidate_bdev(part0);
+        }
     }
 
     /// `invalidate_disk()`: drops the page cache and zeroes the capacity.
@@ -489,18 +600,6 @@ impl BlockDevice {
     pub(crate) fn devt(&self) -> u32 {
         // SAFETY: `bd_dev` of a live block device is constant.
         unsafe { (*self.raw()).bd_dev }
-    }
-
-    /// `sync_blockdev()`.
-    pub(crate) fn sync(&self) {
-        // SAFETY: a live block device.
-        unsafe { bindings::sync_blockdev(self.raw()) };
-    }
-
-    /// `invalidate_bdev()`.
-    pub(crate) fn invalidate(&self) {
-        // SAFETY: a live block device.
-        unsafe { bindings::invalidate_bdev(self.raw()) };
     }
 
     /// `bd_prepare_to_claim()` with `holder`: keeps others from claiming
@@ -574,15 +673,64 @@ impl Queue {
     /// Atomically updates the queue limits (`queue_limits_start_update`,
     /// then `queue_limits_commit_update` of what `f` made of them).
     pub(crate) fn update_limits(&self, f: impl FnOnce(&mut Limits)) -> Result {
+        let mut lim = self.start_update();
+        f(&mut lim);
+        self.commit_update(lim)
+    }
+
+    /// `queue_limits_start_update()`: locks `limits_lock`, which the
+    /// returned update holds until committed.
+    fn start_update(&self) -> LimitsUpdate<'_> {
         let mut lim = MaybeUninit::<bindings::queue_limits>::uninit();
         // SAFETY: a live queue; the helper locks `limits_lock` and copies
         // the current limits into `lim`.
-        unsafe { helpers::rust_loop_queue_limits_start_update(self.raw().cast(), lim.as_mut_ptr().cast()) };
-        // SAFETY: initialized by the helper.
-        let mut lim = Limits(unsafe { lim.assume_init() });
-        f(&mut lim);
-        // SAFETY: `limits_lock` is held since the start; commit releases it.
-        to_result(unsafe { bindings::queue_limits_commit_update(self.raw(), &mut lim.0) })
+        unsafe {
+            helpers::rust_loop_queue_limits_start_update(self.raw().cast(), lim.as_mut_ptr().cast())
+        };
+        // INVARIANT: `limits_lock` is held.
+        LimitsUpdate {
+            queue: self,
+            // SAFETY: initialized by the helper.
+            lim: Limits(unsafe { lim.assume_init() }),
+        }
+    }
+
+    /// `queue_limits_commit_update()`: applies and unlocks `limits_lock`.
+    fn commit_update(&self, update: LimitsUpdate<'_>) -> Result {
+        let mut update = core::mem::ManuallyDrop::new(update);
+        // SAFETY: `limits_lock` is held by the update (type invariant);
+        // committing releases it, so the update is not dropped.
+        to_result(unsafe { bindings::queue_limits_commit_update(self.raw(), &mut update.lim.0) })
+    }
+}
+
+/// A queue limits update in progress.
+///
+/// # Invariants
+///
+/// `queue`'s `limits_lock` is held; dropping the update cancels it.
+pub(crate) struct LimitsUpdate<'a> {
+    queue: &'a Queue,
+    lim: Limits,
+}
+
+impl core::ops::Deref for LimitsUpdate<'_> {
+    type Target = Limits;
+    fn deref(&self) -> &Limits {
+        &self.lim
+    }
+}
+
+impl core::ops::DerefMut for LimitsUpdate<'_> {
+    fn deref_mut(&mut self) -> &mut Limits {
+        &mut self.lim
+    }
+}
+
+impl Drop for LimitsUpdate<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `limits_lock` is held (type invariant).
+        unsafe { helpers::rust_loop_queue_limits_cancel_update(self.queue.raw().cast()) };
     }
 }
 
@@ -664,6 +812,7 @@ impl<T: DiskOps> Vtable<T> {
         queue_rq: Some(request::queue_rq_callback::<T>),
         complete: Some(request::complete_callback::<T>),
         init_request: Some(request::init_request_callback::<T>),
+        exit_request: Some(request::exit_request_callback::<T>),
         ..pin_init::zeroed()
     };
 
@@ -728,19 +877,18 @@ impl<T: DiskOps> Vtable<T> {
     }
 }
 
-/// Resolves the driver state of a disk from its `dev_t`-less identity: a
-/// gendisk whose fops are `T`'s, such as the disk behind a backing file.
+/// The driver state of `disk` if it is an added disk of `T`'s.
 ///
 /// # Safety
 ///
 /// `disk` is a valid gendisk for `'a`.
-pub(crate) unsafe fn driver_of<'a, T: DiskOps>(disk: *mut bindings::gendisk) -> Option<ArcBorrow<'a, T>> {
+pub(super) unsafe fn driver_of<'a, T: DiskOps>(disk: *mut bindings::gendisk) -> Option<ArcBorrow<'a, T>> {
     // SAFETY: valid by the caller's guarantee.
     if unsafe { (*disk).fops } != ptr::from_ref(&Vtable::<T>::FOPS) {
         return None;
     }
-    // SAFETY: one of our added disks (a gendisk with our fops is added
-    // before anything can reach it through a file); alive for `'a`.
+    // SAFETY: our fops are set on our disks only, and a disk reachable
+    // through a block device file is added; it is alive for `'a`.
     Some(unsafe { Vtable::<T>::driver(disk) })
 }
 

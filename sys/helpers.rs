@@ -17,18 +17,32 @@ pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
 /// `FMODE_NOWAIT`.
 pub(crate) const FMODE_NOWAIT: u32 = 1 << 27;
+/// `FOP_BUFFER_WASYNC`.
+pub(crate) const FOP_BUFFER_WASYNC: u32 = 1 << 1;
 /// `IOCB_NOWAIT`.
 pub(crate) const IOCB_NOWAIT: i32 = 0x8;
+/// `IOCB_DSYNC`.
+pub(crate) const IOCB_DSYNC: i32 = 0x2;
+/// `__GFP_IO`.
+pub(crate) const GFP_IO: u32 = 1 << 6;
+/// `__GFP_FS`.
+pub(crate) const GFP_FS: u32 = 1 << 7;
+/// `FALLOC_FL_KEEP_SIZE`.
+pub(crate) const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+/// `FALLOC_FL_PUNCH_HOLE`.
+pub(crate) const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+/// `FALLOC_FL_ZERO_RANGE`.
+pub(crate) const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
+/// `REQ_FUA`.
+pub(crate) const REQ_FUA: u32 = 1 << 17;
+/// `REQ_NOUNMAP`.
+pub(crate) const REQ_NOUNMAP: u32 = 1 << 28;
 /// `BLK_FEAT_WRITE_CACHE`.
 pub(crate) const BLK_FEAT_WRITE_CACHE: u32 = 1 << 0;
 /// `BLK_STS_NOTSUPP`.
 pub(crate) const BLK_STS_NOTSUPP: u8 = 1;
-/// `BLK_STS_RESOURCE`.
-pub(crate) const BLK_STS_RESOURCE: u8 = 9;
 /// `BLK_STS_IOERR`.
 pub(crate) const BLK_STS_IOERR: u8 = 10;
-/// `BLK_STS_AGAIN`.
-pub(crate) const BLK_STS_AGAIN: u8 = 12;
 
 extern "C" {
     /// `*lim = queue_limits_start_update(q)`: locks `q->limits_lock`.
@@ -43,4 +57,13 @@ extern "C" {
     pub(crate) fn rust_loop_kiocb_start_write(iocb: *mut c_void);
     /// `kiocb_end_write(iocb)`.
     pub(crate) fn rust_loop_kiocb_end_write(iocb: *mut c_void);
+    /// `sb_start_write_trylock()` of the kiocb's file's super block.
+    pub(crate) fn rust_loop_kiocb_start_write_trylock(iocb: *mut c_void) -> bool;
+    /// `__sb_writers_release()` of the kiocb's file's super block, as
+    /// `kiocb_start_write()` does after taking freeze protection.
+    pub(crate) fn rust_loop_kiocb_write_handoff(iocb: *mut c_void);
+    /// `memalloc_noio_save()`.
+    pub(crate) fn rust_loop_memalloc_noio_save() -> c_uint;
+    /// `memalloc_noio_restore(flags)`.
+    pub(crate) fn rust_loop_memalloc_noio_restore(flags: c_uint);
 }

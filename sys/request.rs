@@ -1,29 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! blk-mq requests as the driver sees them: an owned, started request that
-//! must be ended exactly once, with its per-request driver data (the PDU,
-//! `cmd_size` bytes behind `struct request`).
+//! blk-mq requests as the driver sees them, and the zero-copy path from a
+//! request to its backing file.
+//!
+//! A [`Request`] is a started request owned by the driver: it must be ended
+//! exactly once ([`Request::end`]), or handed on, to the backing file
+//! ([`Request::read_write`]), to a workqueue ([`Request::defer`]), back to
+//! the block layer for the remainder ([`Request::advance`]).
+//!
+//! [`Request::read_write`] does what `loop.c`'s `lo_rw_aio()` does: the
+//! request's own bio_vecs become an `ITER_BVEC` iov_iter (the first bio's
+//! array in place when the request has one bio; a copy of the bio_vec
+//! *descriptors* otherwise, never of the data), handed to the file's
+//! `read_iter`/`write_iter` through a kiocb in the request's PDU, with
+//! `IOCB_DIRECT` for direct I/O and `IOCB_NOWAIT` for attempts that must
+//! not block. However the file answers (at once, or later through
+//! `ki_complete`), the result reaches [`DiskOps::complete`] through
+//! `blk_mq_complete_request`.
 
-use super::{disk::DiskOps, helpers};
-use core::{marker::PhantomData, ptr::NonNull};
+use super::{
+    disk::{DiskOps, Queue},
+    file::BackingFile,
+    helpers,
+};
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::{offset_of, MaybeUninit},
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicI64, AtomicU32, Ordering},
+};
 use kernel::{
     bindings,
-    ffi::{c_int, c_uint},
+    ffi::{c_int, c_long, c_uint},
     prelude::*,
     sync::Arc,
-    types::ForeignOwnable, //
+    types::{ForeignOwnable, Opaque},
+    workqueue::{Queue as WorkQueue, RawWorkItem},
 };
-
-/// Per-request driver data, placed in every request's PDU when the tag set
-/// allocates its requests.
-pub(crate) trait Cmd: Send + Sync + Sized {
-    /// The initial value of a request's PDU.
-    fn new() -> Self;
-}
-
-impl Cmd for () {
-    fn new() -> Self {}
-}
 
 /// A block status (`blk_status_t`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,11 +48,13 @@ impl Status {
     pub(crate) const OK: Status = Status(bindings::BLK_STS_OK as u8);
     /// `BLK_STS_IOERR`.
     pub(crate) const IOERR: Status = Status(helpers::BLK_STS_IOERR);
+    /// `BLK_STS_NOTSUPP`.
+    pub(crate) const NOTSUPP: Status = Status(helpers::BLK_STS_NOTSUPP);
 
-    /// The status `errno_to_blk_status()` gives for `err`.
-    pub(crate) fn from_error(err: Error) -> Status {
-        // SAFETY: pure function of an integer.
-        Status(unsafe { bindings::errno_to_blk_status(err.to_errno()) })
+    /// The status `errno_to_blk_status()` gives for a negative errno.
+    pub(crate) fn from_errno(errno: i32) -> Status {
+        // SAFETY: a pure function of an integer.
+        Status(unsafe { bindings::errno_to_blk_status(errno) })
     }
 }
 
@@ -59,24 +75,116 @@ pub(crate) enum Op {
     Other,
 }
 
+/// How [`Request::read_write`] performs the I/O.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RwFlags {
+    /// `IOCB_DIRECT`, completing asynchronously through `ki_complete`.
+    pub(crate) direct: bool,
+    /// `IOCB_NOWAIT`: fail with `-EAGAIN` rather than block.
+    pub(crate) nowait: bool,
+    /// `IOCB_DSYNC`: the data is stable once the write completes.
+    pub(crate) dsync: bool,
+}
+
+/// The outcome of the last [`Request::read_write`] of a request.
+#[derive(Clone, Copy)]
+pub(crate) struct RwResult {
+    /// Bytes transferred, or a negative errno.
+    pub(crate) ret: i64,
+    /// It was an `IOCB_NOWAIT` attempt.
+    pub(crate) nowait: bool,
+}
+
+const PDU_WRITE: u32 = 1 << 0;
+const PDU_NOWAIT: u32 = 1 << 1;
+
+/// What the PDU of every request holds: the state of its file I/O.
+///
+/// # Invariants
+///
+/// `work` is initialized (by `init_request`) with `work_callback::<T>`.
+/// The other cells are used only by the request's current owner, or, while
+/// a `read_write` is in flight, by the two parties of its `refs` count.
+#[repr(C)]
+struct Pdu<T: DiskOps> {
+    iocb: Opaque<bindings::kiocb>,
+    work: Opaque<bindings::work_struct>,
+    /// The submitter and `ki_complete` each drop one; the last finishes.
+    refs: AtomicU32,
+    ret: AtomicI64,
+    flags: AtomicU32,
+    /// The bio_vec descriptors of a multi-bio request, while in flight.
+    bvecs: UnsafeCell<KVec<bindings::bio_vec>>,
+    _p: PhantomData<T>,
+}
+
 /// A started request owned by the driver.
 ///
 /// # Invariants
 ///
 /// `rq` is a started request of a disk of `T`, owned by the driver: the
-/// block layer does not touch it until the driver ends or completes it,
-/// which consumes this value. Its PDU holds an initialized `T::Cmd`.
+/// block layer does not touch it until the driver ends, completes or
+/// requeues it, which consumes this value. Its PDU holds an initialized
+/// `Pdu<T>`. While it exists, the request holds the queue's usage
+/// counter, so the queue cannot be frozen.
 pub(crate) struct Request<T: DiskOps> {
     rq: NonNull<bindings::request>,
     _p: PhantomData<T>,
 }
 
-// SAFETY: a started request may be ended from any thread.
+// SAFETY: a started request may be handed to and ended on any thread.
 unsafe impl<T: DiskOps> Send for Request<T> {}
 
 impl<T: DiskOps> Request<T> {
+    /// # Safety
+    ///
+    /// `rq` satisfies the type invariants and its ownership is transferred.
+    unsafe fn from_raw(rq: *mut bindings::request) -> Self {
+        // INVARIANT: by the caller's guarantee.
+        Request {
+            // SAFETY: blk-mq never passes NULL requests.
+            rq: unsafe { NonNull::new_unchecked(rq) },
+            _p: PhantomData,
+        }
+    }
+
     fn raw(&self) -> *mut bindings::request {
         self.rq.as_ptr()
+    }
+
+    fn pdu(&self) -> &Pdu<T> {
+        // SAFETY: the PDU holds an initialized `Pdu<T>` (type invariant).
+        unsafe { &*bindings::blk_mq_rq_to_pdu(self.raw()).cast::<Pdu<T>>() }
+    }
+
+    /// The driver state of the request's disk.
+    pub(crate) fn driver(&self) -> &T {
+        // SAFETY: `queuedata` holds the disk's `Arc<T>`, which outlives
+        // every request of the disk (deleting the disk drains the queue).
+        let this = unsafe { Arc::<T>::borrow((*(*self.raw()).q).queuedata) };
+        // SAFETY: the `Arc` is alive at least as long as `self`.
+        unsafe { &*ptr::from_ref::<T>(&this) }
+    }
+
+    /// A new reference on the driver state of the request's disk, for use
+    /// after the request is handed on.
+    pub(crate) fn driver_arc(&self) -> Arc<T> {
+        // SAFETY: as in `driver`.
+        let this = unsafe { Arc::<T>::borrow((*(*self.raw()).q).queuedata) };
+        this.into()
+    }
+
+    /// The request's queue.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: a request's queue outlives it.
+        unsafe { &*(*self.raw()).q.cast::<Queue>() }
+    }
+
+    /// The data-path state of the disk ([`super::disk::Disk::freeze_io`]).
+    pub(crate) fn io(&self) -> &T::Io {
+        // SAFETY: the request holds the queue's usage counter, so no
+        // `IoGuard` (which freezes the queue) exists while `&self` does.
+        unsafe { T::disk(self.driver()).io_unchecked() }
     }
 
     /// Its operation.
@@ -93,10 +201,31 @@ impl<T: DiskOps> Request<T> {
         }
     }
 
-    /// The driver data of this request.
-    pub(crate) fn cmd(&self) -> &T::Cmd {
-        // SAFETY: the PDU holds an initialized `T::Cmd` (type invariant).
-        unsafe { &*bindings::blk_mq_rq_to_pdu(self.raw()).cast::<T::Cmd>() }
+    fn cmd_flags(&self) -> u32 {
+        // SAFETY: a valid request.
+        unsafe { (*self.raw()).cmd_flags }
+    }
+
+    /// `REQ_FUA` is set.
+    pub(crate) fn fua(&self) -> bool {
+        self.cmd_flags() & helpers::REQ_FUA != 0
+    }
+
+    /// `REQ_NOUNMAP` is set.
+    pub(crate) fn nounmap(&self) -> bool {
+        self.cmd_flags() & helpers::REQ_NOUNMAP != 0
+    }
+
+    /// Byte position on the device (`blk_rq_pos() << 9`).
+    pub(crate) fn pos(&self) -> u64 {
+        // SAFETY: a valid request.
+        unsafe { (*self.raw()).__sector << 9 }
+    }
+
+    /// Bytes left in the request (`blk_rq_bytes()`).
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: a valid request.
+        unsafe { (*self.raw()).__data_len }
     }
 
     /// Ends the request with `status` (`blk_mq_end_request`).
@@ -107,14 +236,272 @@ impl<T: DiskOps> Request<T> {
         unsafe { bindings::blk_mq_end_request(rq, status.0) };
     }
 
-    /// Completes the request through `DiskOps::complete`
-    /// (`blk_mq_complete_request`), possibly on another CPU.
-    pub(crate) fn complete(self) {
+    /// Completes the first `bytes` bytes and requeues the rest
+    /// (`blk_update_request` + `blk_mq_requeue_request`), as `loop.c` does
+    /// after a short read.
+    pub(crate) fn advance(self, bytes: u32) {
         let rq = self.raw();
         core::mem::forget(self);
-        // SAFETY: an owned, started request; the block layer calls
-        // `complete_callback`, which takes ownership back.
-        unsafe { bindings::blk_mq_complete_request(rq) };
+        // SAFETY: an owned, started request with at least `bytes` bytes
+        // left; requeueing hands it back to the block layer.
+        unsafe {
+            bindings::blk_update_request(rq, bindings::BLK_STS_OK as u8, bytes);
+            bindings::blk_mq_requeue_request(rq, true);
+        }
+    }
+
+    /// Zero-fills every bio of the request (after a read found nothing).
+    pub(crate) fn zero_fill(&self) {
+        // SAFETY: an owned request; its bios are valid and ours to fill.
+        unsafe {
+            let mut bio = (*self.raw()).bio;
+            while !bio.is_null() {
+                bindings::zero_fill_bio(bio);
+                bio = (*bio).bi_next;
+            }
+        }
+    }
+
+    /// The result of the last [`Self::read_write`], in
+    /// [`DiskOps::complete`].
+    pub(crate) fn rw_result(&self) -> RwResult {
+        let pdu = self.pdu();
+        RwResult {
+            ret: pdu.ret.load(Ordering::Acquire),
+            nowait: pdu.flags.load(Ordering::Relaxed) & PDU_NOWAIT != 0,
+        }
+    }
+
+    /// Hands the request to `wq`, which calls [`DiskOps::work`] with it.
+    pub(crate) fn defer(self, wq: &WorkQueue) {
+        if let Err(rq) = wq.enqueue(self) {
+            // The work item cannot be pending while we own the request.
+            kernel::pr_warn_once!("request work already queued\n");
+            rq.end(Status::IOERR);
+        }
+    }
+
+    /// Calls `f` with each bio_vec of the request, as `rq_for_each_bvec`
+    /// does (multi-page bvecs, starting mid-bvec after a split).
+    fn for_each_bvec(&self, mut f: impl FnMut(bindings::bio_vec)) {
+        // SAFETY: an owned request: its bio chain and bvec arrays are valid
+        // and not changed while we own it.
+        unsafe {
+            let mut bio = (*self.raw()).bio;
+            while !bio.is_null() {
+                let vecs = (*bio).bi_io_vec;
+                let mut it = (*bio).bi_iter;
+                while it.bi_size > 0 {
+                    let bv = &*vecs.add(it.bi_idx as usize);
+                    let len = (bv.bv_len - it.bi_offset).min(it.bi_size);
+                    f(bindings::bio_vec {
+                        bv_page: bv.bv_page,
+                        bv_len: len,
+                        bv_offset: bv.bv_offset + it.bi_offset,
+                    });
+                    let done = it.bi_offset + len;
+                    if done == bv.bv_len {
+                        it.bi_idx += 1;
+                        it.bi_offset = 0;
+                    } else {
+                        it.bi_offset = done;
+                    }
+                    it.bi_size -= len;
+                }
+                bio = (*bio).bi_next;
+            }
+        }
+    }
+
+    /// Reads (`write == false`) or writes the request's data from or to
+    /// `file` at byte position `pos`, straight from and into the request's
+    /// pages. The outcome arrives at [`DiskOps::complete`] (see
+    /// [`Self::rw_result`]); returns how many bytes of the request the
+    /// iov_iter covers (all of them: no byte is copied).
+    ///
+    /// Gives the request back when a non-blocking attempt cannot start
+    /// without blocking (no freeze protection at once, no memory).
+    pub(crate) fn read_write(
+        self,
+        file: &BackingFile,
+        pos: u64,
+        write: bool,
+        flags: RwFlags,
+    ) -> Result<u32, Self> {
+        // No memory reclaim may recurse into this device from here: the
+        // allocations below and the file system's use GFP_NOIO.
+        let noio = NoIo::enter();
+        let pdu = self.pdu();
+        let rq = self.raw();
+        let bytes = self.bytes();
+
+        let mut nr: usize = 0;
+        let mut covered: u32 = 0;
+        self.for_each_bvec(|bv| {
+            nr += 1;
+            covered += bv.bv_len;
+        });
+
+        // SAFETY: we own the request and, with it, the PDU's bvec cell; no
+        // I/O of it is in flight.
+        let bvecs = unsafe { &mut *pdu.bvecs.get() };
+        // SAFETY: an owned request with a valid bio chain.
+        let single = unsafe { (*rq).bio == (*rq).biotail };
+        let (bvec, iov_offset) = if single {
+            // SAFETY: the first bio's iterator indexes its bvec array; the
+            // iov_iter starts at the same offset into that bvec.
+            unsafe {
+                let bio = (*rq).bio;
+                let it = (*bio).bi_iter;
+                ((*bio).bi_io_vec.add(it.bi_idx as usize), it.bi_offset as usize)
+            }
+        } else {
+            let gfp = if flags.nowait { GFP_NOWAIT } else { GFP_KERNEL };
+            bvecs.clear();
+            if bvecs.reserve(nr, gfp).is_err() {
+                return Err(self);
+            }
+            self.for_each_bvec(|bv| {
+                // Cannot fail: `nr` slots are reserved.
+                let _ = bvecs.push(bv, gfp);
+            });
+            (bvecs.as_mut_ptr(), 0)
+        };
+
+        let iocb = pdu.iocb.get();
+        let mut ki_flags = 0;
+        if flags.direct {
+            ki_flags |= bindings::IOCB_DIRECT as c_int;
+        }
+        if flags.nowait {
+            ki_flags |= helpers::IOCB_NOWAIT;
+        }
+        if flags.dsync {
+            ki_flags |= helpers::IOCB_DSYNC;
+        }
+        // SAFETY: the kiocb is ours until the I/O completes; zeroed, then
+        // set up as `lo_rw_aio()` does.
+        unsafe {
+            iocb.write(pin_init::zeroed());
+            (*iocb).ki_filp = file.as_ptr();
+            (*iocb).ki_pos = pos as i64;
+            // req_get_ioprio()
+            let bio = (*rq).bio;
+            (*iocb).ki_ioprio = if bio.is_null() { 0 } else { (*bio).bi_ioprio };
+            (*iocb).ki_flags = ki_flags;
+            if flags.direct {
+                (*iocb).ki_complete = Some(ki_complete_callback::<T>);
+            }
+        }
+
+        if write {
+            if flags.nowait {
+                // SAFETY: `iocb` has its file set.
+                if !unsafe { helpers::rust_loop_kiocb_start_write_trylock(iocb.cast()) } {
+                    bvecs.clear();
+                    return Err(self);
+                }
+                // SAFETY: freeze protection was just taken for `iocb`.
+                unsafe { helpers::rust_loop_kiocb_write_handoff(iocb.cast()) };
+            } else {
+                // SAFETY: `iocb` has its file set; may block.
+                unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
+            }
+        }
+
+        pdu.flags.store(
+            if write { PDU_WRITE } else { 0 } | if flags.nowait { PDU_NOWAIT } else { 0 },
+            Ordering::Relaxed,
+        );
+        pdu.ret.store(0, Ordering::Relaxed);
+        pdu.refs.store(2, Ordering::Release);
+
+        let mut iter = MaybeUninit::<bindings::iov_iter>::uninit();
+        let dir = if write {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
+        // SAFETY: `bvec` points at `nr` bio_vecs describing the request's
+        // pages, valid until the I/O completes (the request's own bios, or
+        // the PDU's array, freed only by `finish`).
+        let ret = unsafe {
+            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, bvec, nr as _, bytes as usize);
+            (*iter.as_mut_ptr()).iov_offset = iov_offset;
+            let f_op = &*(*file.as_ptr()).f_op;
+            let op = if write { f_op.write_iter } else { f_op.read_iter };
+            match op {
+                Some(op) => op(iocb, iter.as_mut_ptr()),
+                None => -(bindings::EINVAL as isize),
+            }
+        };
+        drop(noio);
+
+        // From here on the request may already be completed by
+        // `ki_complete` and must only be touched through `raw`.
+        let raw = self.raw();
+        core::mem::forget(self);
+        // SAFETY: we hold one of the two references of this submission.
+        unsafe { Self::finish_ref(raw) };
+        if ret != -(bindings::EIOCBQUEUED as isize) {
+            // SAFETY: synchronous completion: `ki_complete` is not called;
+            // we drop the second reference.
+            unsafe { Self::set_result(raw, ret as i64) };
+        }
+        Ok(covered)
+    }
+
+    /// Records the result of a submission and drops a reference.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a request with a submission in flight whose second reference
+    /// the caller holds.
+    unsafe fn set_result(rq: *mut bindings::request, ret: i64) {
+        // SAFETY: the PDU of an in-flight request.
+        let pdu = unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>() };
+        pdu.ret.store(ret, Ordering::Release);
+        // SAFETY: by the caller's guarantee.
+        unsafe { Self::finish_ref(rq) };
+    }
+
+    /// Drops one reference of a submission; the last one ends the write's
+    /// freeze protection, frees the bio_vec copy and completes the request.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds one of the submission's references.
+    unsafe fn finish_ref(rq: *mut bindings::request) {
+        // SAFETY: the PDU of an in-flight request.
+        let pdu = unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>() };
+        if pdu.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // SAFETY: the last reference: nothing else uses the PDU's I/O state.
+        unsafe {
+            (*pdu.bvecs.get()).clear();
+            if pdu.flags.load(Ordering::Relaxed) & PDU_WRITE != 0 {
+                helpers::rust_loop_kiocb_end_write(pdu.iocb.get().cast());
+            }
+            bindings::blk_mq_complete_request(rq);
+        }
+    }
+}
+
+/// A `memalloc_noio_save()` scope.
+struct NoIo(c_uint);
+
+impl NoIo {
+    fn enter() -> Self {
+        // SAFETY: marks the current task; undone by `drop`, on this task.
+        NoIo(unsafe { helpers::rust_loop_memalloc_noio_save() })
+    }
+}
+
+impl Drop for NoIo {
+    fn drop(&mut self) {
+        // SAFETY: restores what `enter` saved, on the same task.
+        unsafe { helpers::rust_loop_memalloc_noio_restore(self.0) };
     }
 }
 
@@ -127,6 +514,59 @@ impl<T: DiskOps> Drop for Request<T> {
     }
 }
 
+// SAFETY: `__enqueue` passes the PDU's `work_struct`, initialized with
+// `work_callback::<T>` (a `Pdu` invariant); on success ownership moves to
+// the work item until the callback rebuilds the `Request`, so the pointer
+// stays valid; on failure ownership is returned.
+unsafe impl<T: DiskOps> RawWorkItem<0> for Request<T> {
+    type EnqueueOutput = Result<(), Self>;
+
+    unsafe fn __enqueue<F>(self, queue_work_on: F) -> Self::EnqueueOutput
+    where
+        F: FnOnce(*mut bindings::work_struct) -> bool,
+    {
+        let work = self.pdu().work.get();
+        if queue_work_on(work) {
+            core::mem::forget(self);
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// The work function of a deferred request.
+///
+/// # Safety
+///
+/// `work` is the `work` field of the `Pdu<T>` of a request deferred by
+/// [`Request::defer`].
+unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is inside a `Pdu<T>`, which is a request's PDU.
+    let rq = unsafe {
+        let pdu = work.cast::<u8>().sub(offset_of!(Pdu<T>, work));
+        bindings::blk_mq_rq_from_pdu(pdu.cast())
+    };
+    // SAFETY: `defer` gave up ownership for this call.
+    T::work(unsafe { Request::from_raw(rq) });
+}
+
+/// `kiocb->ki_complete` of an asynchronous submission.
+///
+/// # Safety
+///
+/// `iocb` is the `iocb` field of the `Pdu<T>` of a request submitted by
+/// [`Request::read_write`] that returned `-EIOCBQUEUED`.
+unsafe extern "C" fn ki_complete_callback<T: DiskOps>(iocb: *mut bindings::kiocb, ret: c_long) {
+    // SAFETY: `iocb` is inside a `Pdu<T>`, which is a request's PDU.
+    let rq = unsafe {
+        let pdu = iocb.cast::<u8>().sub(offset_of!(Pdu<T>, iocb));
+        bindings::blk_mq_rq_from_pdu(pdu.cast())
+    };
+    // SAFETY: the asynchronous completion holds the second reference.
+    unsafe { Request::<T>::set_result(rq, ret as i64) };
+}
+
 /// `mq_ops->queue_rq`.
 ///
 /// # Safety
@@ -134,23 +574,18 @@ impl<T: DiskOps> Drop for Request<T> {
 /// Called by blk-mq for a request of a disk of `T` whose `queuedata` holds
 /// the disk's `Arc<T>`.
 pub(super) unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
-    hctx: *mut bindings::blk_mq_hw_ctx,
+    _hctx: *mut bindings::blk_mq_hw_ctx,
     bd: *const bindings::blk_mq_queue_data,
 ) -> bindings::blk_status_t {
     // SAFETY: blk-mq passes a valid `bd` whose request it now hands to us.
     let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
-    // SAFETY: `queuedata` holds the disk's `Arc<T>`, which outlives every
-    // request (the disk is deleted, draining its queue, before release).
-    let this = unsafe { Arc::<T>::borrow((*(*hctx).queue).queuedata) };
     // SAFETY: a valid request owned by the driver from now on.
     unsafe { bindings::blk_mq_start_request(rq) };
-    // INVARIANT: started, owned, with an initialized PDU (`init_request`).
-    let rq = Request {
-        // SAFETY: blk-mq never passes a NULL request.
-        rq: unsafe { NonNull::new_unchecked(rq) },
-        _p: PhantomData,
-    };
-    this.queue_rq(rq, last);
+    // SAFETY: started and owned, with a PDU set up by `init_request`.
+    let rq = unsafe { Request::<T>::from_raw(rq) };
+    let this: *const T = rq.driver();
+    // SAFETY: the driver state outlives the request (see `driver`).
+    unsafe { &*this }.queue_rq(rq, last);
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
@@ -159,29 +594,105 @@ pub(super) unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
 /// # Safety
 ///
 /// Called by blk-mq for a request passed to `blk_mq_complete_request` by
-/// [`Request::complete`].
+/// this module.
 pub(super) unsafe extern "C" fn complete_callback<T: DiskOps>(rq: *mut bindings::request) {
-    // INVARIANT: `Request::complete` gave up ownership for this call.
-    T::complete(Request {
-        // SAFETY: blk-mq never passes a NULL request.
-        rq: unsafe { NonNull::new_unchecked(rq) },
-        _p: PhantomData,
-    });
+    // SAFETY: the completer gave up ownership for this call.
+    T::complete(unsafe { Request::from_raw(rq) });
 }
 
-/// `mq_ops->init_request`: writes a fresh `T::Cmd` into the PDU.
+/// `mq_ops->init_request`: sets up the PDU.
 ///
 /// # Safety
 ///
-/// Called by blk-mq for a request allocated with `cmd_size` of `T::Cmd`.
+/// Called by blk-mq for a request allocated with `cmd_size` of `Pdu<T>`.
 pub(super) unsafe extern "C" fn init_request_callback<T: DiskOps>(
     _set: *mut bindings::blk_mq_tag_set,
     rq: *mut bindings::request,
     _hctx_idx: c_uint,
     _numa_node: c_int,
 ) -> c_int {
-    // SAFETY: the PDU is `size_of::<T::Cmd>()` bytes, suitably aligned
-    // (blk-mq aligns the PDU for any kernel type).
-    unsafe { bindings::blk_mq_rq_to_pdu(rq).cast::<T::Cmd>().write(T::Cmd::new()) };
+    // SAFETY: the PDU is `size_of::<Pdu<T>>()` bytes (`pdu_size`),
+    // suitably aligned, and not in use.
+    unsafe {
+        let pdu = bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>();
+        ptr::addr_of_mut!((*pdu).iocb).write(Opaque::zeroed());
+        ptr::addr_of_mut!((*pdu).work).write(Opaque::zeroed());
+        bindings::init_work_with_key(
+            Opaque::cast_into(ptr::addr_of!((*pdu).work)),
+            Some(work_callback::<T>),
+            false,
+            c"rust_loop_request_work".as_char_ptr(),
+            kernel::static_lock_class!().as_ptr(),
+        );
+        ptr::addr_of_mut!((*pdu).refs).write(AtomicU32::new(0));
+        ptr::addr_of_mut!((*pdu).ret).write(AtomicI64::new(0));
+        ptr::addr_of_mut!((*pdu).flags).write(AtomicU32::new(0));
+        ptr::addr_of_mut!((*pdu).bvecs).write(UnsafeCell::new(KVec::new()));
+        ptr::addr_of_mut!((*pdu)._p).write(PhantomData);
+    }
     0
+}
+
+/// `mq_ops->exit_request`: drops the PDU.
+///
+/// # Safety
+///
+/// Called by blk-mq for a request whose PDU `init_request` set up.
+pub(super) unsafe extern "C" fn exit_request_callback<T: DiskOps>(
+    _set: *mut bindings::blk_mq_tag_set,
+    rq: *mut bindings::request,
+    _hctx_idx: c_uint,
+) {
+    // SAFETY: an initialized `Pdu<T>`, not used any more.
+    unsafe { ptr::drop_in_place(bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>()) };
+}
+
+/// The PDU size of a tag set of `T`.
+pub(super) const fn pdu_size<T: DiskOps>() -> usize {
+    core::mem::size_of::<Pdu<T>>()
+}
+
+/// An owned workqueue (`alloc_workqueue`), destroyed on drop.
+///
+/// # Invariants
+///
+/// `wq` is a workqueue allocated by `alloc_workqueue`.
+pub(crate) struct OwnedWorkQueue {
+    wq: NonNull<bindings::workqueue_struct>,
+}
+
+// SAFETY: workqueues are used and destroyed from any thread.
+unsafe impl Send for OwnedWorkQueue {}
+// SAFETY: `&self` only queues work, which is thread-safe.
+unsafe impl Sync for OwnedWorkQueue {}
+
+impl OwnedWorkQueue {
+    /// Allocates an unbound, freezable workqueue with a rescuer (I/O on
+    /// the memory-reclaim path must make progress), named `name`.
+    pub(crate) fn new_io(name: &'static CStr) -> Result<Self> {
+        let flags = bindings::wq_flags_WQ_UNBOUND
+            | bindings::wq_flags_WQ_FREEZABLE
+            | bindings::wq_flags_WQ_MEM_RECLAIM;
+        // SAFETY: `name` is a static C string with no format directives.
+        let wq = unsafe { bindings::alloc_workqueue_noprof(name.as_char_ptr(), flags, 0) };
+        // INVARIANT: a workqueue from `alloc_workqueue`, or NULL.
+        Ok(Self {
+            wq: NonNull::new(wq).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl core::ops::Deref for OwnedWorkQueue {
+    type Target = WorkQueue;
+    fn deref(&self) -> &WorkQueue {
+        // SAFETY: valid until `drop`.
+        unsafe { WorkQueue::from_raw(self.wq.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedWorkQueue {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `alloc_workqueue`; drains pending work first.
+        unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
+    }
 }

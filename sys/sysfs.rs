@@ -167,7 +167,11 @@ macro_rules! disk_attr_group {
                     Ok(s) => s.as_ptr().cast(),
                     Err(_) => panic!("bad group name"),
                 },
-                attrs: ::core::ptr::addr_of!(PTRS.0).cast::<*mut ::kernel::bindings::attribute>().cast_mut(),
+                __bindgen_anon_2: ::kernel::bindings::attribute_group__bindgen_ty_2 {
+                    attrs: ::core::ptr::addr_of!(PTRS.0)
+                        .cast::<*mut ::kernel::bindings::attribute>()
+                        .cast_mut(),
+                },
                 ..::pin_init::zeroed()
             })
         };
