@@ -46,14 +46,6 @@ use sys::{
     ModuleRef,
 };
 
-/// `max_loop` when the parameter was not given: `loop.c` then pre-creates
-/// `CONFIG_BLK_DEV_LOOP_MIN_COUNT` devices and does not cap on-demand
-/// creation. (The kernel crate's parameters cannot tell "not given" from
-/// "given the default", so the default is a value no one passes: any
-/// negative `max_loop` fails the load, as in `loop.c`.)
-const MAX_LOOP_NOT_GIVEN: i32 = i32::MIN;
-/// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
-const DEFAULT_MAX_LOOP: u32 = 8;
 /// `max_hw_sectors` of a new loop device, as `loop_add()` sets it.
 const LOOP_MAX_HW_SECTORS: u32 = 2560;
 /// `LOOP_MAJOR`.
@@ -70,25 +62,36 @@ module! {
     description: "Loopback device support, in Rust",
     license: "GPL",
     alias: ["devname:loop-control", "char-major-10-237", "block-major-7-*"],
-    params: {
-        max_loop: i32 {
-            // MAX_LOOP_NOT_GIVEN
-            default: -2147483648,
-            description: "Maximum number of loop devices",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum number of partitions per loop device",
-        },
-        hw_queue_depth: i32 {
-            default: 128,
-            description: "Queue depth for each hardware queue. Default: 128",
-        },
-        nr_hw_queues: i32 {
-            default: 0,
-            description: "Hardware queues per loop device. Default: 0, one per CPU",
-        },
-    },
+}
+
+/// The parameters of loop.c, with its defaults and checks; shown (0444) in
+/// `/sys/module/rust_loop/parameters/`.
+mod params {
+    crate::sys::param::int_param!(
+        max_loop,
+        8, // CONFIG_BLK_DEV_LOOP_MIN_COUNT's default
+        i32::MIN,
+        "Maximum number of loop devices"
+    );
+    crate::sys::param::int_param!(
+        max_part,
+        0,
+        i32::MIN,
+        "Maximum number of partitions per loop device"
+    );
+    crate::sys::param::int_param!(
+        hw_queue_depth,
+        128, // LOOP_DEFAULT_HW_Q_DEPTH
+        1,
+        "Queue depth for each hardware queue. Default: 128"
+    );
+    // Not in loop.c, which has a single hardware queue.
+    crate::sys::param::int_param!(
+        nr_hw_queues,
+        0,
+        0,
+        "Hardware queues per loop device. Default: 0, one per CPU"
+    );
 }
 
 /// The loaded module: the control device, the block major and the devices.
@@ -167,54 +170,79 @@ pub(crate) struct Registry {
     probe_limit: Option<u32>,
 }
 
-/// Index bookkeeping, under [`Registry::ctl`].
+/// Index bookkeeping, under [`Registry::ctl`]: the indices stored in the
+/// XArray, in ascending order, for what the kernel crate's XArray cannot
+/// do (walk its entries in order, find the lowest free index).
 struct CtlState {
-    /// One past the highest index stored in the XArray.
-    end: usize,
+    indices: KVec<u32>,
+}
+
+impl CtlState {
+    /// The lowest index not in use (`idr_alloc(..., 0, 0)`).
+    fn lowest_free(&self) -> Result<u32> {
+        let mut expected = 0u32;
+        for &i in self.indices.iter() {
+            if i != expected {
+                break;
+            }
+            expected = expected.checked_add(1).ok_or(ENOSPC)?;
+        }
+        if expected > i32::MAX as u32 {
+            return Err(ENOSPC);
+        }
+        Ok(expected)
+    }
+
+    fn insert(&mut self, index: u32) -> Result {
+        let pos = self.indices.partition_point(|&i| i < index);
+        self.indices.reserve(1, GFP_KERNEL)?;
+        self.indices
+            .insert_within_capacity(pos, index)
+            .map_err(|_| ENOMEM)
+    }
+
+    fn remove(&mut self, index: u32) {
+        if let Ok(pos) = self.indices.binary_search(&index) {
+            let _ = self.indices.remove(pos);
+        }
+    }
 }
 
 impl Registry {
     /// Checks the module parameters as `loop_init()` does and creates the
     /// empty registry.
     fn new() -> Result<Arc<Self>> {
-        let max_part = module_parameters::max_part.value();
-        let max_loop = module_parameters::max_loop.value();
-        let queue_depth = module_parameters::hw_queue_depth.value();
-        let nr_hw_queues = module_parameters::nr_hw_queues.value();
+        let max_part = params::max_part.get();
+        let max_loop = params::max_loop.get();
+        let queue_depth = params::hw_queue_depth.get();
 
         let part_shift = if max_part > 0 {
             u32::BITS - (max_part as u32).leading_zeros()
         } else {
             0
         };
+        if max_part > 0 {
+            // As loop_init(): show user space the number of partitions that
+            // fit in the minors, so it can compute a device's first minor.
+            params::max_part.set(((1u64 << part_shift) - 1) as i32);
+        }
         if (1u64 << part_shift) > u64::from(bindings::DISK_MAX_PARTS) {
             pr_err!("max_part {} is too large\n", max_part);
             return Err(EINVAL);
         }
-        let given = max_loop != MAX_LOOP_NOT_GIVEN;
         // loop.c compares the int with an unsigned long: negative is huge.
-        if given && (max_loop < 0 || max_loop as u64 > 1u64 << (MINORBITS - part_shift)) {
+        if max_loop < 0 || max_loop as u64 > 1u64 << (MINORBITS - part_shift) {
             pr_err!("max_loop {} is out of range\n", max_loop);
             return Err(EINVAL);
         }
-        if queue_depth < 1 {
-            pr_err!("hw_queue_depth {} is invalid\n", queue_depth);
-            return Err(EINVAL);
-        }
-        if nr_hw_queues < 0 {
-            pr_err!("nr_hw_queues {} is invalid\n", nr_hw_queues);
-            return Err(EINVAL);
-        }
-        let nr_hw_queues = if nr_hw_queues == 0 {
-            sys::nr_cpu_ids()
-        } else {
-            nr_hw_queues as u32
+        let nr_hw_queues = match params::nr_hw_queues.get() {
+            0 => sys::nr_cpu_ids(),
+            n => n as u32,
         };
-        let (precreate, probe_limit) = if given {
-            (max_loop as u32, (max_loop > 0).then_some(max_loop as u32))
-        } else {
-            (DEFAULT_MAX_LOOP, None)
-        };
+        // An explicit max_loop also caps the devices that opening a node
+        // creates; the default does not.
+        let precreate = max_loop as u32;
+        let probe_limit = (params::max_loop.given() && max_loop > 0).then_some(precreate);
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 validate <- kernel::new_mutex!(()),
@@ -226,7 +254,7 @@ impl Registry {
         )?;
         Arc::pin_init(
             try_pin_init!(Registry {
-                ctl <- kernel::new_mutex!(CtlState { end: 0 }),
+                ctl <- kernel::new_mutex!(CtlState { indices: KVec::new() }),
                 devices <- XArray::new(AllocKind::Alloc),
                 shared,
                 queue_depth: queue_depth as u32,
@@ -251,24 +279,24 @@ impl Registry {
     pub(crate) fn add(&self, index: i32) -> Result<u32> {
         let dev = {
             let mut ctl = self.ctl.lock();
-            let xa = self.devices.lock();
             let index = if index >= 0 {
-                if xa.get(index as usize).is_some() {
+                if self.devices.lock().get(index as usize).is_some() {
                     return Err(EEXIST);
                 }
                 index as u32
             } else {
-                // idr_alloc(&loop_index_idr, lo, 0, 0): the lowest free.
-                (0..=i32::MAX as u32)
-                    .find(|&i| xa.get(i as usize).is_none())
-                    .ok_or(ENOSPC)?
+                ctl.lowest_free()?
             };
-            drop(xa);
             let dev = LoopDevice::new(index, self)?;
-            self.devices
+            ctl.insert(index)?;
+            if let Err(e) = self
+                .devices
                 .lock()
-                .store(index as usize, dev.clone(), GFP_KERNEL)?;
-            ctl.end = ctl.end.max(index as usize + 1);
+                .store(index as usize, dev.clone(), GFP_KERNEL)
+            {
+                ctl.remove(index);
+                return Err(e.error);
+            }
             dev
         };
 
@@ -285,13 +313,8 @@ impl Registry {
     /// Drops the XArray's reference to `index`.
     fn forget(&self, index: u32) {
         let mut ctl = self.ctl.lock();
-        let mut xa = self.devices.lock();
-        drop(xa.remove(index as usize));
-        if index as usize + 1 == ctl.end {
-            while ctl.end > 0 && xa.get(ctl.end - 1).is_none() {
-                ctl.end -= 1;
-            }
-        }
+        drop(self.devices.lock().remove(index as usize));
+        ctl.remove(index);
     }
 
     /// The visible device at `index`.
@@ -330,11 +353,11 @@ impl Registry {
         {
             let ctl = self.ctl.lock();
             let xa = self.devices.lock();
-            for i in 0..ctl.end {
-                if let Some(dev) = xa.get(i) {
+            for &i in ctl.indices.iter() {
+                if let Some(dev) = xa.get(i as usize) {
                     // A race here only makes a new device, as in loop.c.
                     if dev.visible.load(Relaxed) && dev.state() == LoState::Unbound {
-                        return Ok(i as u32);
+                        return Ok(i);
                     }
                 }
             }
@@ -344,13 +367,12 @@ impl Registry {
 
     /// Removes every device, at module unload (nothing can open one then).
     fn remove_all(&self) {
-        let end = self.ctl.lock().end;
-        for i in 0..end {
-            let dev = self.devices.lock().get(i).map(Arc::from);
+        while let Some(&i) = self.ctl.lock().indices.first() {
+            let dev = self.devices.lock().get(i as usize).map(Arc::from);
             if let Some(dev) = dev {
                 dev.disk.remove();
-                self.forget(dev.number);
             }
+            self.forget(i);
         }
     }
 }

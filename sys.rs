@@ -13,7 +13,8 @@
 //! - [`disk`]: a blk-mq tag set and gendisk with the driver's own
 //!   `block_device_operations` and private data, and the operations on a
 //!   live disk (capacity, uevents, partitions, queue limits, freezing).
-//! - [`request`]: started blk-mq requests and their per-request data.
+//! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
+//! - [`request`]: started blk-mq requests and the zero-copy file I/O.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sysfs`]: an attribute group on a disk.
 //! - [`uapi`]: the loop UAPI (`<linux/loop.h>`), which bindgen does not see.
@@ -26,6 +27,7 @@ pub(crate) mod disk;
 pub(crate) mod file;
 pub(crate) mod helpers;
 pub(crate) mod misc;
+pub(crate) mod param;
 pub(crate) mod request;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;

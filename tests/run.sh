@@ -86,12 +86,13 @@ filter() {
 			sub(/^- */, "")
 			sub(/^global\./, "")
 			printf "%s - %s%s\n", not ? "not ok" : "ok", p, $0
+			fflush()
 			results++
 			next
 		}
 		/^TAP version|^1\.\.[0-9]+$/ { next }
-		/^#/ { print; next }
-		{ print "# " $0 }
+		/^#/ { print; fflush(); next }
+		{ print "# " $0; fflush() }
 		END { exit results ? 0 : 3 }'
 }
 
@@ -114,7 +115,8 @@ for drv in $drivers; do
 			echo "not ok - ${prefix}driver loads"
 			continue
 		fi
-		LOOP_DRIVER=$drv timeout -k 10 1800 "$path" 2>&1 | filter "$prefix"
+		# Line-buffered, so that a crash or a hang loses no output.
+		LOOP_DRIVER=$drv timeout -k 10 1800 stdbuf -oL -eL "$path" 2>&1 | filter "$prefix"
 		st=("${PIPESTATUS[@]}")
 		if [ "${st[0]}" != 0 ] && [ "${st[1]}" = 3 ]; then
 			echo "not ok - $prefix(exited with status ${st[0]} before any result)"
