@@ -40,7 +40,7 @@ use sys::{
     },
     file::{BackingFile, DioAlign, Kind},
     misc::FixedMinorMisc,
-    request::{OwnedWorkQueue, Request},
+    request::{IoWorkQueue, Request},
     sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
     uapi::{self, LoopConfig, LoopInfo64},
     ModuleRef,
@@ -96,6 +96,8 @@ mod params {
 
 /// The loaded module: the control device, the block major and the devices.
 struct RustLoopModule {
+    /// Outlives every device: dropped last.
+    io_wq: Option<IoWorkQueue>,
     registry: Arc<Registry>,
     major: Option<BlkdevMajor<Registry>>,
     control: Option<Pin<KBox<FixedMinorMisc<Registry>>>>,
@@ -105,6 +107,7 @@ impl kernel::Module for RustLoopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         // As loop_init(): check the parameters, register the control device
         // and the major, then pre-create the devices.
+        let io_wq = IoWorkQueue::new(c"rust_loop")?;
         let registry = Registry::new()?;
         let control = KBox::pin_init(
             FixedMinorMisc::register(bindings::LOOP_CTRL_MINOR, c"loop-control", registry.clone()),
@@ -114,6 +117,7 @@ impl kernel::Module for RustLoopModule {
         registry.precreate();
         pr_info!("module loaded\n");
         Ok(Self {
+            io_wq: Some(io_wq),
             registry,
             major: Some(major),
             control: Some(control),
@@ -127,6 +131,8 @@ impl Drop for RustLoopModule {
         self.major = None;
         self.control = None;
         self.registry.remove_all();
+        // Waits for work items still returning from the request path.
+        self.io_wq = None;
     }
 }
 
@@ -139,8 +145,6 @@ pub(crate) struct Shared {
     validate: Mutex<()>,
     /// `part_shift`: minors per device are `1 << part_shift`.
     part_shift: u32,
-    /// Where requests that may block are handled.
-    wq: OwnedWorkQueue,
     /// `/sys/kernel/debug/rust_loop/`.
     debugfs: Dir,
 }
@@ -247,7 +251,6 @@ impl Registry {
             try_pin_init!(Shared {
                 validate <- kernel::new_mutex!(()),
                 part_shift,
-                wq: OwnedWorkQueue::new_io(c"rust_loop")?,
                 debugfs: Dir::new(c"rust_loop"),
             }),
             GFP_KERNEL,
@@ -312,9 +315,14 @@ impl Registry {
 
     /// Drops the XArray's reference to `index`.
     fn forget(&self, index: u32) {
-        let mut ctl = self.ctl.lock();
-        drop(self.devices.lock().remove(index as usize));
-        ctl.remove(index);
+        let dev = {
+            let mut ctl = self.ctl.lock();
+            ctl.remove(index);
+            self.devices.lock().remove(index as usize)
+        };
+        // The last reference may go here: drop it outside the locks (the
+        // XArray's is a spinlock), since freeing a device sleeps.
+        drop(dev);
     }
 
     /// The visible device at `index`.
@@ -367,7 +375,11 @@ impl Registry {
 
     /// Removes every device, at module unload (nothing can open one then).
     fn remove_all(&self) {
-        while let Some(&i) = self.ctl.lock().indices.first() {
+        loop {
+            let first = self.ctl.lock().indices.first().copied();
+            let Some(i) = first else {
+                break;
+            };
             let dev = self.devices.lock().get(i as usize).map(Arc::from);
             if let Some(dev) = dev {
                 dev.disk.remove();
@@ -586,10 +598,6 @@ impl LoopDevice {
 
     pub(crate) fn stats(&self) -> &Stats {
         &self.stats
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
     }
 
     /// Copies the configuration to what sysfs and the chain check read.
@@ -1322,6 +1330,10 @@ impl DiskOps for LoopDevice {
 
     fn work(rq: Request<Self>) {
         rust_loop_io::work(rq);
+    }
+
+    fn rw_submitted(&self, write: bool, bytes: u32, zero_copy: u32) {
+        rust_loop_io::rw_submitted(self, write, bytes, zero_copy);
     }
 }
 

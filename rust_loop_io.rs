@@ -21,7 +21,7 @@ use crate::{
     sys::{
         file::BackingFile,
         helpers,
-        request::{Op, Request, RwFlags, Status},
+        request::{Op, Request, RwFlags, RwTarget, Status},
         uapi,
     },
     Config, LoState, LoopDevice,
@@ -80,6 +80,12 @@ impl Io {
             nowait_read,
             nowait_write,
         }
+    }
+}
+
+impl RwTarget for Io {
+    fn target(&self) -> Option<(&BackingFile, u64)> {
+        self.file.as_ref().map(|f| (f, self.offset))
     }
 }
 
@@ -144,7 +150,8 @@ impl fmt::Debug for Stats {
     }
 }
 
-/// `loop_queue_rq()`.
+/// `loop_queue_rq()`. `lo` is valid until the request is handed on, not
+/// after: nothing below touches it once a request has left its hands.
 pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     if lo.state() != LoState::Bound {
         rq.end(Status::IOERR);
@@ -155,42 +162,37 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     match op {
         Op::Read | Op::Write => {
             let write = op == Op::Write;
-            if write {
-                stats.writes.add(1, Relaxed);
-                stats.bytes_written.add(u64::from(rq.bytes()), Relaxed);
-            } else {
-                stats.reads.add(1, Relaxed);
-                stats.bytes_read.add(u64::from(rq.bytes()), Relaxed);
-            }
             let io = rq.io();
-            let (Some(file), false) = (io.file.clone(), write && io.read_only) else {
+            if write && io.read_only {
                 rq.end(Status::IOERR);
                 return;
-            };
+            }
             if !(if write { io.nowait_write } else { io.nowait_read }) {
-                defer(lo, rq);
+                stats.worker_submits.add(1, Relaxed);
+                rq.defer();
                 return;
             }
-            stats.inline_submits.add(1, Relaxed);
             let flags = RwFlags {
                 direct: io.direct,
                 nowait: true,
                 dsync: rq.fua(),
             };
-            let pos = rq.pos() + io.offset;
-            submit(lo, rq, &file, pos, write, flags);
+            stats.inline_submits.add(1, Relaxed);
+            if let Err(rq) = rq.read_write(write, flags) {
+                // It would block: the worker redoes it.
+                stats.nowait_retries.add(1, Relaxed);
+                stats.worker_submits.add(1, Relaxed);
+                rq.defer();
+            }
         }
-        Op::Flush => {
-            stats.flushes.add(1, Relaxed);
-            defer(lo, rq);
-        }
-        Op::Discard => {
-            stats.discards.add(1, Relaxed);
-            defer(lo, rq);
-        }
-        Op::WriteZeroes => {
-            stats.write_zeroes.add(1, Relaxed);
-            defer(lo, rq);
+        Op::Flush | Op::Discard | Op::WriteZeroes => {
+            match op {
+                Op::Flush => stats.flushes.add(1, Relaxed),
+                Op::Discard => stats.discards.add(1, Relaxed),
+                _ => stats.write_zeroes.add(1, Relaxed),
+            }
+            stats.worker_submits.add(1, Relaxed);
+            rq.defer();
         }
         // do_req_filebacked() warns once and fails anything else.
         Op::Other => {
@@ -200,50 +202,28 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     }
 }
 
-/// Submits a read or write to the backing file; a non-blocking attempt
-/// that cannot start goes to the worker.
-fn submit(
-    lo: &LoopDevice,
-    rq: Request<LoopDevice>,
-    file: &BackingFile,
-    pos: u64,
-    write: bool,
-    flags: RwFlags,
-) {
-    let bytes = rq.bytes();
-    match rq.read_write(file, pos, write, flags) {
-        Ok(covered) => {
-            let copied = u64::from(bytes.saturating_sub(covered));
-            if copied != 0 {
-                lo.stats().bytes_copied.add(copied, Relaxed);
-            }
-        }
-        Err(rq) if flags.nowait => {
-            lo.stats().nowait_retries.add(1, Relaxed);
-            defer(lo, rq);
-        }
-        Err(rq) => rq.end(Status::IOERR),
+/// The accounting of a read or write handed to the backing file.
+pub(crate) fn rw_submitted(lo: &LoopDevice, write: bool, bytes: u32, zero_copy: u32) {
+    let stats = lo.stats();
+    if write {
+        stats.writes.add(1, Relaxed);
+        stats.bytes_written.add(u64::from(bytes), Relaxed);
+    } else {
+        stats.reads.add(1, Relaxed);
+        stats.bytes_read.add(u64::from(bytes), Relaxed);
     }
-}
-
-fn defer(lo: &LoopDevice, rq: Request<LoopDevice>) {
-    lo.stats().worker_submits.add(1, Relaxed);
-    rq.defer(&lo.shared().wq);
+    if bytes != zero_copy {
+        stats.bytes_copied.add(u64::from(bytes.abs_diff(zero_copy)), Relaxed);
+    }
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).
 pub(crate) fn work(rq: Request<LoopDevice>) {
-    let lo = rq.driver_arc();
-    let io = rq.io();
-    let Some(file) = io.file.clone() else {
-        rq.end(Status::IOERR);
-        return;
-    };
-    let pos = rq.pos() + io.offset;
     let op = rq.op();
     let status = match op {
         Op::Read | Op::Write => {
             let write = op == Op::Write;
+            let io = rq.io();
             if write && io.read_only {
                 Status::IOERR
             } else {
@@ -252,22 +232,23 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
                     nowait: false,
                     dsync: rq.fua(),
                 };
-                submit(&lo, rq, &file, pos, write, flags);
-                return;
+                match rq.read_write(write, flags) {
+                    Ok(()) => return,
+                    Err(rq) => {
+                        rq.end(Status::IOERR);
+                        return;
+                    }
+                }
             }
         }
         // lo_req_flush(): any error is an I/O error.
-        Op::Flush => match file.fsync() {
-            Ok(()) => Status::OK,
-            Err(_) => Status::IOERR,
+        Op::Flush => match rq.io().file.as_ref().map(BackingFile::fsync) {
+            Some(Ok(())) => Status::OK,
+            _ => Status::IOERR,
         },
         // Zeroes that must stay allocated, or holes.
-        Op::WriteZeroes if rq.nounmap() => {
-            fallocate(&rq, &file, pos, helpers::FALLOC_FL_ZERO_RANGE)
-        }
-        Op::WriteZeroes | Op::Discard => {
-            fallocate(&rq, &file, pos, helpers::FALLOC_FL_PUNCH_HOLE)
-        }
+        Op::WriteZeroes if rq.nounmap() => fallocate(&rq, helpers::FALLOC_FL_ZERO_RANGE),
+        Op::WriteZeroes | Op::Discard => fallocate(&rq, helpers::FALLOC_FL_PUNCH_HOLE),
         Op::Other => Status::IOERR,
     };
     rq.end(status);
@@ -276,12 +257,16 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
 /// `lo_fallocate()`: discard and write-zeroes as `fallocate()` on the file;
 /// a file system that cannot do it gets the limits cleared, so the block
 /// layer stops asking.
-fn fallocate(rq: &Request<LoopDevice>, file: &BackingFile, pos: u64, mode: i32) -> Status {
+fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
+    let io = rq.io();
+    let Some(file) = io.file.as_ref() else {
+        return Status::IOERR;
+    };
     if rq.queue().max_discard_sectors() == 0 {
         return Status::NOTSUPP;
     }
     let mode = mode | helpers::FALLOC_FL_KEEP_SIZE;
-    match file.fallocate(mode, pos, u64::from(rq.bytes())) {
+    match file.fallocate(mode, rq.pos() + io.offset, u64::from(rq.bytes())) {
         Ok(()) => Status::OK,
         Err(e) if e == EOPNOTSUPP => {
             let _ = rq.queue().update_limits(|lim| {
@@ -308,9 +293,10 @@ pub(crate) fn complete(rq: Request<LoopDevice>) {
     let eagain = i64::from(EAGAIN.to_errno());
     let eopnotsupp = i64::from(EOPNOTSUPP.to_errno());
     if r.nowait && (r.ret == eagain || r.ret == eopnotsupp || (0..bytes).contains(&r.ret)) {
-        let lo = rq.driver_arc();
-        lo.stats().nowait_retries.add(1, Relaxed);
-        defer(&lo, rq);
+        let stats = rq.driver().stats();
+        stats.nowait_retries.add(1, Relaxed);
+        stats.worker_submits.add(1, Relaxed);
+        rq.defer();
         return;
     }
     if r.ret < 0 {

@@ -64,7 +64,7 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// ([`Request::io`]), changed only with the queue frozen
     /// ([`Disk::freeze_io`]), as `loop.c` changes its backing file, offset
     /// and direct-I/O flag.
-    type Io: Send + Sync;
+    type Io: request::RwTarget + Send + Sync;
 
     /// The disk of this driver state.
     fn disk(&self) -> &Disk<Self>;
@@ -91,6 +91,10 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
 
     /// A request deferred by [`Request::defer`], in process context.
     fn work(rq: Request<Self>);
+
+    /// A read or write (`write`) of `bytes` bytes is being handed to the
+    /// backing file; `zero_copy` of them are the request's own pages.
+    fn rw_submitted(&self, write: bool, bytes: u32, zero_copy: u32);
 }
 
 /// How a [`Disk`] is built.

@@ -28,7 +28,7 @@ use core::{
     marker::PhantomData,
     mem::{offset_of, MaybeUninit},
     ptr::{self, NonNull},
-    sync::atomic::{AtomicI64, AtomicU32, Ordering},
+    sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
     bindings,
@@ -73,6 +73,14 @@ pub(crate) enum Op {
     WriteZeroes,
     /// Anything else.
     Other,
+}
+
+/// Where the reads and writes of a disk go: implemented by its data-path
+/// state ([`DiskOps::Io`]).
+pub(crate) trait RwTarget {
+    /// The backing file and the byte offset of the disk's sector 0 in it,
+    /// or `None` while there is none.
+    fn target(&self) -> Option<(&BackingFile, u64)>;
 }
 
 /// How [`Request::read_write`] performs the I/O.
@@ -164,14 +172,6 @@ impl<T: DiskOps> Request<T> {
         let this = unsafe { Arc::<T>::borrow((*(*self.raw()).q).queuedata) };
         // SAFETY: the `Arc` is alive at least as long as `self`.
         unsafe { &*ptr::from_ref::<T>(&this) }
-    }
-
-    /// A new reference on the driver state of the request's disk, for use
-    /// after the request is handed on.
-    pub(crate) fn driver_arc(&self) -> Arc<T> {
-        // SAFETY: as in `driver`.
-        let this = unsafe { Arc::<T>::borrow((*(*self.raw()).q).queuedata) };
-        this.into()
     }
 
     /// The request's queue.
@@ -272,8 +272,13 @@ impl<T: DiskOps> Request<T> {
         }
     }
 
-    /// Hands the request to `wq`, which calls [`DiskOps::work`] with it.
-    pub(crate) fn defer(self, wq: &WorkQueue) {
+    /// Hands the request to the module's I/O workqueue ([`IoWorkQueue`]),
+    /// which calls [`DiskOps::work`] with it.
+    pub(crate) fn defer(self) {
+        let Some(wq) = IoWorkQueue::get() else {
+            self.end(Status::IOERR);
+            return;
+        };
         if let Err(rq) = wq.enqueue(self) {
             // The work item cannot be pending while we own the request.
             kernel::pr_warn_once!("request work already queued\n");
@@ -314,20 +319,28 @@ impl<T: DiskOps> Request<T> {
     }
 
     /// Reads (`write == false`) or writes the request's data from or to
-    /// `file` at byte position `pos`, straight from and into the request's
-    /// pages. The outcome arrives at [`DiskOps::complete`] (see
-    /// [`Self::rw_result`]); returns how many bytes of the request the
-    /// iov_iter covers (all of them: no byte is copied).
+    /// the disk's backing file ([`RwTarget`]), straight from and into the
+    /// request's pages. The outcome arrives at [`DiskOps::complete`] (see
+    /// [`Self::rw_result`]). Before the request is handed to the file,
+    /// [`DiskOps::rw_submitted`] learns how many of its bytes the iov_iter
+    /// covers with the request's own pages (all of them).
     ///
-    /// Gives the request back when a non-blocking attempt cannot start
-    /// without blocking (no freeze protection at once, no memory).
-    pub(crate) fn read_write(
-        self,
-        file: &BackingFile,
-        pos: u64,
-        write: bool,
-        flags: RwFlags,
-    ) -> Result<u32, Self> {
+    /// Gives the request back when the I/O cannot start: no backing file,
+    /// or a non-blocking attempt that would block to start (freeze
+    /// protection, memory). The caller must not touch the disk's driver
+    /// state after a successful call: the request may be over already.
+    pub(crate) fn read_write(self, write: bool, flags: RwFlags) -> Result<(), Self> {
+        let Some((file, offset)) = self.io().target() else {
+            return Err(self);
+        };
+        let file: *const BackingFile = file;
+        // SAFETY: the data-path state, and the file in it, cannot change
+        // while this request is in flight (the queue cannot be frozen), and
+        // the request stays in flight until `ki_complete` or the end of
+        // this call, whichever is last; the raw pointer only detaches the
+        // borrow from `self`, which is moved below.
+        let file = unsafe { &*file };
+        let pos = self.pos() + offset;
         // No memory reclaim may recurse into this device from here: the
         // allocations below and the file system's use GFP_NOIO.
         let noio = NoIo::enter();
@@ -409,6 +422,7 @@ impl<T: DiskOps> Request<T> {
             }
         }
 
+        self.driver().rw_submitted(write, bytes, covered);
         pdu.flags.store(
             if write { PDU_WRITE } else { 0 } | if flags.nowait { PDU_NOWAIT } else { 0 },
             Ordering::Relaxed,
@@ -426,7 +440,7 @@ impl<T: DiskOps> Request<T> {
         // pages, valid until the I/O completes (the request's own bios, or
         // the PDU's array, freed only by `finish`).
         let ret = unsafe {
-            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, bvec, nr as _, bytes as usize);
+            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, bvec, nr as _, covered as usize);
             (*iter.as_mut_ptr()).iov_offset = iov_offset;
             let f_op = &*(*file.as_ptr()).f_op;
             let op = if write { f_op.write_iter } else { f_op.read_iter };
@@ -448,7 +462,7 @@ impl<T: DiskOps> Request<T> {
             // we drop the second reference.
             unsafe { Self::set_result(raw, ret as i64) };
         }
-        Ok(covered)
+        Ok(())
     }
 
     /// Records the result of a submission and drops a reference.
@@ -652,47 +666,56 @@ pub(super) const fn pdu_size<T: DiskOps>() -> usize {
     core::mem::size_of::<Pdu<T>>()
 }
 
-/// An owned workqueue (`alloc_workqueue`), destroyed on drop.
+/// The module's workqueue for requests that may block: unbound, freezable,
+/// with a rescuer (I/O on the memory-reclaim path must make progress).
+///
+/// It is module-wide and outlives every disk: the module creates it before
+/// any disk and destroys it after the last one is deleted, which also waits
+/// for work items still returning from [`DiskOps::work`].
 ///
 /// # Invariants
 ///
-/// `wq` is a workqueue allocated by `alloc_workqueue`.
-pub(crate) struct OwnedWorkQueue {
-    wq: NonNull<bindings::workqueue_struct>,
-}
+/// `IO_WQ` holds the workqueue allocated by the one live instance, or NULL.
+pub(crate) struct IoWorkQueue(());
 
-// SAFETY: workqueues are used and destroyed from any thread.
-unsafe impl Send for OwnedWorkQueue {}
-// SAFETY: `&self` only queues work, which is thread-safe.
-unsafe impl Sync for OwnedWorkQueue {}
+static IO_WQ: AtomicPtr<bindings::workqueue_struct> = AtomicPtr::new(ptr::null_mut());
 
-impl OwnedWorkQueue {
-    /// Allocates an unbound, freezable workqueue with a rescuer (I/O on
-    /// the memory-reclaim path must make progress), named `name`.
-    pub(crate) fn new_io(name: &'static CStr) -> Result<Self> {
+impl IoWorkQueue {
+    /// Allocates the workqueue, named `name`.
+    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
         let flags = bindings::wq_flags_WQ_UNBOUND
             | bindings::wq_flags_WQ_FREEZABLE
             | bindings::wq_flags_WQ_MEM_RECLAIM;
         // SAFETY: `name` is a static C string with no format directives.
         let wq = unsafe { bindings::alloc_workqueue_noprof(name.as_char_ptr(), flags, 0) };
-        // INVARIANT: a workqueue from `alloc_workqueue`, or NULL.
-        Ok(Self {
-            wq: NonNull::new(wq).ok_or(ENOMEM)?,
-        })
+        if wq.is_null() {
+            return Err(ENOMEM);
+        }
+        if IO_WQ
+            .compare_exchange(ptr::null_mut(), wq, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: just allocated, never published.
+            unsafe { bindings::destroy_workqueue(wq) };
+            return Err(EBUSY);
+        }
+        // INVARIANT: published in `IO_WQ`.
+        Ok(IoWorkQueue(()))
+    }
+
+    fn get() -> Option<&'static WorkQueue> {
+        let wq = IO_WQ.load(Ordering::Acquire);
+        // SAFETY: a published workqueue lives until `drop`, which happens
+        // only after every disk (and so every request) is gone.
+        (!wq.is_null()).then(|| unsafe { WorkQueue::from_raw(wq) })
     }
 }
 
-impl core::ops::Deref for OwnedWorkQueue {
-    type Target = WorkQueue;
-    fn deref(&self) -> &WorkQueue {
-        // SAFETY: valid until `drop`.
-        unsafe { WorkQueue::from_raw(self.wq.as_ptr()) }
-    }
-}
-
-impl Drop for OwnedWorkQueue {
+impl Drop for IoWorkQueue {
     fn drop(&mut self) {
-        // SAFETY: allocated by `alloc_workqueue`; drains pending work first.
-        unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
+        let wq = IO_WQ.swap(ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: allocated by `new`; no request can be deferred any more;
+        // destroying drains what is queued and waits for running items.
+        unsafe { bindings::destroy_workqueue(wq) };
     }
 }
