@@ -887,7 +887,9 @@ impl LoopDevice {
             (cfg.file.take(), cfg.old_gfp, cfg.module_ref.take())
         };
         // Reset the block size to the default.
-        let _ = disk.queue().update_limits(|lim| lim.set_block_size(SECTOR_SIZE));
+        let _ = disk
+            .queue()
+            .update_limits(|lim| lim.set_block_size(SECTOR_SIZE));
         disk.invalidate();
         disk.remove_group(&LOOP_ATTRS);
         disk.uevent_change();
@@ -1117,7 +1119,8 @@ impl LoopDevice {
                 self.configure(bdev, mode, &config)?;
             }
             uapi::LOOP_CONFIGURE => {
-                let config: LoopConfig = user(core::mem::size_of::<LoopConfig>()).reader().read()?;
+                let config: LoopConfig =
+                    user(core::mem::size_of::<LoopConfig>()).reader().read()?;
                 self.configure(bdev, mode, &config)?;
             }
             uapi::LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32)?,
@@ -1126,7 +1129,9 @@ impl LoopDevice {
                 if !may_write() {
                     return Err(EPERM);
                 }
-                let old: uapi::LoopInfo = user(core::mem::size_of::<uapi::LoopInfo>()).reader().read()?;
+                let old: uapi::LoopInfo = user(core::mem::size_of::<uapi::LoopInfo>())
+                    .reader()
+                    .read()?;
                 self.set_status(disk, &info64_from_old(&old))?;
             }
             uapi::LOOP_GET_STATUS => {
@@ -1134,7 +1139,9 @@ impl LoopDevice {
                     return Err(EINVAL);
                 }
                 let old = info64_to_old(&self.get_status()?)?;
-                user(core::mem::size_of::<uapi::LoopInfo>()).writer().write(&old)?;
+                user(core::mem::size_of::<uapi::LoopInfo>())
+                    .writer()
+                    .write(&old)?;
             }
             uapi::LOOP_SET_STATUS64 => {
                 if !may_write() {
@@ -1148,7 +1155,9 @@ impl LoopDevice {
                     return Err(EINVAL);
                 }
                 let info = self.get_status()?;
-                user(core::mem::size_of::<LoopInfo64>()).writer().write(&info)?;
+                user(core::mem::size_of::<LoopInfo64>())
+                    .writer()
+                    .write(&info)?;
             }
             uapi::LOOP_SET_BLOCK_SIZE => {
                 if !may_write() {
@@ -1180,15 +1189,22 @@ impl LoopDevice {
 
     /// `lo_compat_ioctl()`: the old status structure in its 32-bit layout;
     /// pointer arguments are already zero-extended on x86-64.
-    fn do_compat_ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+    fn do_compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
         let user = |len| UserSlice::new(UserPtr::from_addr(arg), len);
         match cmd {
             uapi::LOOP_SET_STATUS => {
                 if !(mode.write() || sys::capable_sys_admin()) {
                     return Err(EPERM);
                 }
-                let c: uapi::CompatLoopInfo =
-                    user(core::mem::size_of::<uapi::CompatLoopInfo>()).reader().read()?;
+                let c: uapi::CompatLoopInfo = user(core::mem::size_of::<uapi::CompatLoopInfo>())
+                    .reader()
+                    .read()?;
                 self.set_status(bdev.disk(), &info64_from_compat(&c))?;
                 Ok(0)
             }
@@ -1197,7 +1213,9 @@ impl LoopDevice {
                     return Err(EINVAL);
                 }
                 let c = info64_to_compat(&self.get_status()?)?;
-                user(core::mem::size_of::<uapi::CompatLoopInfo>()).writer().write(&c)?;
+                user(core::mem::size_of::<uapi::CompatLoopInfo>())
+                    .writer()
+                    .write(&c)?;
                 Ok(0)
             }
             uapi::LOOP_SET_CAPACITY
@@ -1221,7 +1239,7 @@ fn info64_from_old(old: &uapi::LoopInfo) -> LoopInfo64 {
     info.lo_device = old.lo_device;
     info.lo_inode = old.lo_inode;
     info.lo_rdevice = old.lo_rdevice;
-    info.lo_offset = old.lo_offset as i64 as u64;
+    info.lo_offset = i64::from(old.lo_offset) as u64;
     info.lo_sizelimit = 0;
     info.lo_flags = old.lo_flags as u32;
     info.lo_file_name = old.lo_name;
@@ -1238,7 +1256,7 @@ fn info64_to_old(info: &LoopInfo64) -> Result<uapi::LoopInfo> {
     old.lo_offset = info.lo_offset as i32;
     old.lo_flags = info.lo_flags as i32;
     old.lo_name = info.lo_file_name;
-    if old.lo_offset as i64 as u64 != info.lo_offset {
+    if i64::from(old.lo_offset) as u64 != info.lo_offset {
         return Err(EOVERFLOW);
     }
     Ok(old)
@@ -1251,7 +1269,7 @@ fn info64_from_compat(c: &uapi::CompatLoopInfo) -> LoopInfo64 {
     info.lo_device = u64::from(c.lo_device);
     info.lo_inode = u64::from(c.lo_inode);
     info.lo_rdevice = u64::from(c.lo_rdevice);
-    info.lo_offset = c.lo_offset as i64 as u64;
+    info.lo_offset = i64::from(c.lo_offset) as u64;
     info.lo_flags = c.lo_flags as u32;
     info.lo_file_name = c.lo_name;
     info
@@ -1270,7 +1288,7 @@ fn info64_to_compat(info: &LoopInfo64) -> Result<uapi::CompatLoopInfo> {
     if u64::from(c.lo_device) != info.lo_device
         || u64::from(c.lo_rdevice) != info.lo_rdevice
         || u64::from(c.lo_inode) != info.lo_inode
-        || c.lo_offset as i64 as u64 != info.lo_offset
+        || i64::from(c.lo_offset) as u64 != info.lo_offset
     {
         return Err(EOVERFLOW);
     }
@@ -1316,7 +1334,13 @@ impl DiskOps for LoopDevice {
         self.do_ioctl(bdev, mode, cmd, arg)
     }
 
-    fn compat_ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+    fn compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
         self.do_compat_ioctl(bdev, mode, cmd, arg)
     }
 

@@ -167,7 +167,11 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
                 rq.end(Status::IOERR);
                 return;
             }
-            if !(if write { io.nowait_write } else { io.nowait_read }) {
+            if !(if write {
+                io.nowait_write
+            } else {
+                io.nowait_read
+            }) {
                 stats.worker_submits.add(1, Relaxed);
                 rq.defer();
                 return;
@@ -213,7 +217,9 @@ pub(crate) fn rw_submitted(lo: &LoopDevice, write: bool, bytes: u32, zero_copy: 
         stats.bytes_read.add(u64::from(bytes), Relaxed);
     }
     if bytes != zero_copy {
-        stats.bytes_copied.add(u64::from(bytes.abs_diff(zero_copy)), Relaxed);
+        stats
+            .bytes_copied
+            .add(u64::from(bytes.abs_diff(zero_copy)), Relaxed);
     }
 }
 

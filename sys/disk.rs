@@ -31,9 +31,9 @@ use core::{
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    prelude::*,
     ffi::{c_int, c_uint, c_ulong, c_void},
     fmt,
+    prelude::*,
     static_lock_class,
     sync::{Arc, ArcBorrow, Mutex, SpinLock},
     types::{ForeignOwnable, Opaque}, //
@@ -460,9 +460,8 @@ impl GenDisk {
     pub(crate) fn openers(&self) -> u32 {
         // SAFETY: `part0` of a live disk is valid; `bd_openers` is an
         // `atomic_t`, read as `atomic_read` does.
-        let n = unsafe {
-            ptr::read_volatile(ptr::addr_of!((*(*self.raw()).part0).bd_openers.counter))
-        };
+        let n =
+            unsafe { ptr::read_volatile(ptr::addr_of!((*(*self.raw()).part0).bd_openers.counter)) };
         n.max(0) as u32
     }
 
@@ -485,7 +484,7 @@ impl GenDisk {
     pub(crate) fn set_uevent_suppress(&self, suppress: bool) {
         // SAFETY: the kobject of a live disk's device; the C inline writes
         // the bit field the same way.
-        unsafe { (*self.dev_kobj()).set_uevent_suppress(suppress as c_uint) };
+        unsafe { (*self.dev_kobj()).set_uevent_suppress(c_uint::from(suppress)) };
     }
 
     /// `disk_force_media_change()`.
@@ -609,7 +608,10 @@ impl BlockDevice {
     /// `bd_prepare_to_claim()` with `holder`: keeps others from claiming
     /// the device exclusively until the returned claim is dropped
     /// (`bd_abort_claiming()`).
-    pub(crate) fn prepare_to_claim<'a>(&'a self, holder: &'static ClaimHolder) -> Result<Claim<'a>> {
+    pub(crate) fn prepare_to_claim<'a>(
+        &'a self,
+        holder: &'static ClaimHolder,
+    ) -> Result<Claim<'a>> {
         let h = ptr::from_ref(holder).cast_mut().cast::<c_void>();
         // SAFETY: a live block device; `h` is a static address.
         to_result(unsafe { bindings::bd_prepare_to_claim(self.raw(), h, ptr::null()) })?;
@@ -829,6 +831,11 @@ impl<T: DiskOps> Vtable<T> {
         unsafe { Arc::<T>::borrow((*disk).private_data) }
     }
 
+    /// `fops->open`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer for an added disk of `T`.
     unsafe extern "C" fn open(disk: *mut bindings::gendisk, mode: bindings::blk_mode_t) -> c_int {
         // SAFETY: the block layer calls `open` on a live, added disk.
         let (this, d) = unsafe { (Self::driver(disk), GenDisk::from_raw(disk)) };
@@ -838,6 +845,12 @@ impl<T: DiskOps> Vtable<T> {
         }
     }
 
+    /// `fops->release`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer for an added disk of `T`, with its
+    /// `open_mutex` held.
     unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
         // SAFETY: the block layer calls `release` on a live, added disk,
         // with `open_mutex` held.
@@ -845,6 +858,12 @@ impl<T: DiskOps> Vtable<T> {
         this.release(&ReleasingDisk(d));
     }
 
+    /// `fops->ioctl`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer for an open block device of an added disk
+    /// of `T`.
     unsafe extern "C" fn ioctl(
         bdev: *mut bindings::block_device,
         mode: bindings::blk_mode_t,
@@ -854,12 +873,17 @@ impl<T: DiskOps> Vtable<T> {
         // SAFETY: the block layer calls `ioctl` on an open block device of
         // an added disk of ours.
         let (this, b) = unsafe { (Self::driver((*bdev).bd_disk), &*bdev.cast::<BlockDevice>()) };
-        match this.ioctl(b, OpenMode(mode), cmd, arg as usize) {
+        match this.ioctl(b, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
     }
 
+    /// `fops->compat_ioctl`.
+    ///
+    /// # Safety
+    ///
+    /// As for `ioctl`.
     unsafe extern "C" fn compat_ioctl(
         bdev: *mut bindings::block_device,
         mode: bindings::blk_mode_t,
@@ -868,12 +892,18 @@ impl<T: DiskOps> Vtable<T> {
     ) -> c_int {
         // SAFETY: as in `ioctl`.
         let (this, b) = unsafe { (Self::driver((*bdev).bd_disk), &*bdev.cast::<BlockDevice>()) };
-        match this.compat_ioctl(b, OpenMode(mode), cmd, arg as usize) {
+        match this.compat_ioctl(b, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
     }
 
+    /// `fops->free_disk`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer once, when the last reference of an added
+    /// disk of `T` is gone.
     unsafe extern "C" fn free_disk(disk: *mut bindings::gendisk) {
         // SAFETY: the last reference of an added disk of ours is gone: the
         // `Arc<T>` in `private_data` is released exactly here.
@@ -886,7 +916,9 @@ impl<T: DiskOps> Vtable<T> {
 /// # Safety
 ///
 /// `disk` is a valid gendisk for `'a`.
-pub(super) unsafe fn driver_of<'a, T: DiskOps>(disk: *mut bindings::gendisk) -> Option<ArcBorrow<'a, T>> {
+pub(super) unsafe fn driver_of<'a, T: DiskOps>(
+    disk: *mut bindings::gendisk,
+) -> Option<ArcBorrow<'a, T>> {
     // SAFETY: valid by the caller's guarantee.
     if unsafe { (*disk).fops } != ptr::from_ref(&Vtable::<T>::FOPS) {
         return None;

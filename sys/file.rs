@@ -321,7 +321,10 @@ impl BackingFile {
         let p = kernel::error::from_err_ptr(p)?;
         // SAFETY: `p` points into `buf`, at a NUL-terminated string.
         let start = unsafe { p.cast::<u8>().offset_from(base) } as usize;
-        let n = buf[start..].iter().position(|&b| b == 0).unwrap_or(buf.len() - start);
+        let n = buf[start..]
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(buf.len() - start);
         Ok(start..start + n)
     }
 

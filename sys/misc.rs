@@ -115,7 +115,7 @@ impl<T: MiscIoctl> Vtable<T> {
                 .sub(offset_of!(FixedMinorMisc<T>, misc))
                 .cast::<FixedMinorMisc<T>>()
         };
-        match this.ctx.ioctl(cmd, arg as usize) {
+        match this.ctx.ioctl(cmd, arg) {
             Ok(v) => v as c_long,
             Err(e) => e.to_errno() as c_long,
         }

@@ -67,8 +67,7 @@ impl IntParam {
 /// whose `arg` points to an [`IntParam`].
 unsafe extern "C" fn set_int(val: *const c_char, kp: *const bindings::kernel_param) -> c_int {
     let mut v: c_int = 0;
-    // SAFETY: `val` is a NUL-terminated string (or NULL, which kstrtoint
-    // does not accept: `int` parameters need a value).
+    // `int` parameters need a value.
     if val.is_null() {
         return -(bindings::EINVAL as c_int);
     }

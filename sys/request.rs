@@ -32,7 +32,7 @@ use core::{
 };
 use kernel::{
     bindings,
-    ffi::{c_int, c_long, c_uint},
+    ffi::{c_int, c_long, c_uint, c_ulong},
     prelude::*,
     sync::Arc,
     types::{ForeignOwnable, Opaque},
@@ -366,7 +366,10 @@ impl<T: DiskOps> Request<T> {
             unsafe {
                 let bio = (*rq).bio;
                 let it = (*bio).bi_iter;
-                ((*bio).bi_io_vec.add(it.bi_idx as usize), it.bi_offset as usize)
+                (
+                    (*bio).bi_io_vec.add(it.bi_idx as usize),
+                    it.bi_offset as usize,
+                )
             }
         } else {
             let gfp = if flags.nowait { GFP_NOWAIT } else { GFP_KERNEL };
@@ -440,10 +443,20 @@ impl<T: DiskOps> Request<T> {
         // pages, valid until the I/O completes (the request's own bios, or
         // the PDU's array, freed only by `finish`).
         let ret = unsafe {
-            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, bvec, nr as _, covered as usize);
+            bindings::iov_iter_bvec(
+                iter.as_mut_ptr(),
+                dir,
+                bvec,
+                nr as c_ulong,
+                covered as usize,
+            );
             (*iter.as_mut_ptr()).iov_offset = iov_offset;
             let f_op = &*(*file.as_ptr()).f_op;
-            let op = if write { f_op.write_iter } else { f_op.read_iter };
+            let op = if write {
+                f_op.write_iter
+            } else {
+                f_op.read_iter
+            };
             match op {
                 Some(op) => op(iocb, iter.as_mut_ptr()),
                 None => -(bindings::EINVAL as isize),

@@ -91,7 +91,7 @@ impl DevAttr {
     /// A read-only (0444) attribute named `name` shown by `T`.
     pub(crate) const fn new<T: DiskAttrs>(name: &'static CStr) -> Self {
         let mut a: bindings::device_attribute = pin_init::zeroed();
-        a.attr.name = name.as_ptr().cast();
+        a.attr.name = kernel::str::as_char_ptr_in_const_context(name);
         a.attr.mode = 0o444;
         a.__bindgen_anon_1.show = Some(show_trampoline::<T>);
         DevAttr(a)
@@ -164,7 +164,7 @@ macro_rules! disk_attr_group {
                 ]);
             $crate::sys::sysfs::Group(::kernel::bindings::attribute_group {
                 name: match ::kernel::str::CStr::from_bytes_with_nul(concat!($group, "\0").as_bytes()) {
-                    Ok(s) => s.as_ptr().cast(),
+                    Ok(s) => ::kernel::str::as_char_ptr_in_const_context(s),
                     Err(_) => panic!("bad group name"),
                 },
                 __bindgen_anon_2: ::kernel::bindings::attribute_group__bindgen_ty_2 {
