@@ -15,6 +15,11 @@
 . "$(dirname "$0")/lib.sh"
 
 t0=$(date +%s)
+
+# mawk reads a pipe in big blocks unless told to be interactive.
+awk_lines() {
+	if awk -W version 2>&1 | grep -q mawk; then awk -W interactive "$@"; else awk "$@"; fi
+}
 "$RL_TOP/scripts/chroot.sh" >&2
 "$RL_TOP/scripts/build-kernel.sh" test >/dev/null
 "$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null ||
@@ -29,7 +34,7 @@ log=$RL_RUN_DIR/serial.log
 set +e
 "$RL_TOP/scripts/qemu.sh" --profile test --timeout "${CHECK_TIMEOUT:-4800}" -- \
 	"tests/run.sh -k $RL_TOP/build/test/rust_loop.ko ${DRIVERS:+-d \"$DRIVERS\"} ${T:-}" |
-	awk '
+	awk_lines '
 		BEGIN { print "TAP version 13"; n = 0 }
 		/^(not )?ok / {
 			not = ($1 == "not")

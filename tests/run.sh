@@ -74,10 +74,15 @@ cleanup() {
 	return 1
 }
 
+# mawk reads a pipe in big blocks unless told to be interactive.
+awk_lines() {
+	if awk -W version 2>&1 | grep -q mawk; then awk -W interactive "$@"; else awk "$@"; fi
+}
+
 # Turn one program's kselftest output into prefixed result lines.
 filter() {
 	local prefix=$1
-	awk -v p="$prefix" '
+	awk_lines -v p="$prefix" '
 		/^(not )?ok / {
 			not = ($1 == "not")
 			sub(/^not /, "")
