@@ -27,6 +27,15 @@ fi
 
 "$RL_TOP/scripts/chroot.sh" >&2
 
+# One build per profile at a time; a second caller waits, then finds it.
+mkdir -p "$RL_CACHE/kernel"
+exec 9>"$RL_CACHE/kernel/.lock-$profile"
+flock 9
+if [ -f "$out/.complete" ]; then
+	echo "$out"
+	exit 0
+fi
+
 if [ ! -f "$RL_KSRC/.complete" ]; then
 	rl_log "unpacking linux-source into $RL_KSRC"
 	rm -rf "$RL_KSRC"

@@ -55,6 +55,8 @@ run_fio() {
 	json=$(fio --name=bench --filename="$file" --direct=1 --time_based \
 		--runtime="$runtime" --ramp_time=1 --size=$((size_mb - 16))M \
 		--group_reporting --output-format=json $opts 2>/dev/null) || return 1
+	# fio may print warnings before the JSON document.
+	json=$(echo "$json" | sed -n '/^{/,$p')
 	if [ "$metric" = iops ]; then
 		echo "$json" | jq '[.jobs[0].read.iops, .jobs[0].write.iops] | add | floor'
 	else
