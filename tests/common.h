@@ -160,4 +160,117 @@ static inline const char *scratch_dir(void)
 	return d ? d : "/tmp";
 }
 
+/*
+ * Loop device helpers shared by the data-path tests (config_test, io_test).
+ */
+#include <sys/ioctl.h>
+#include <linux/loop.h>
+
+/* LOOP_CTL_GET_FREE: index of a free (unbound) loop device, or -errno. */
+static inline int loop_get_free(void)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int idx;
+
+	if (ctl < 0)
+		return -errno;
+	idx = ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (idx < 0)
+		idx = -errno;
+	close(ctl);
+	return idx;
+}
+
+/* Open /dev/loop@idx with @flags (O_CLOEXEC added); fd or -errno. */
+static inline int loop_open(int idx, int flags)
+{
+	char p[64];
+	int fd;
+
+	snprintf(p, sizeof(p), "/dev/loop%d", idx);
+	fd = open(p, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Read /sys/block/loop@idx/@attr (e.g. "size", "loop/dio") into @buf. */
+static inline int loop_sysfs_read(int idx, const char *attr, char *buf,
+				  size_t len)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "/sys/block/loop%d/%s", idx, attr);
+	return read_file(p, buf, len);
+}
+
+/* /sys/block/loop@idx/@attr as a number; -1 if unreadable. */
+static inline long long loop_sysfs_ll(int idx, const char *attr)
+{
+	char buf[64];
+
+	if (loop_sysfs_read(idx, attr, buf, sizeof(buf)))
+		return -1;
+	return strtoll(buf, NULL, 0);
+}
+
+/*
+ * Test data: a stream of 8-byte words, each a hash of its position and a
+ * seed, so data written to or read from a wrong place or from another
+ * write is detected. pattern_fill() writes bytes [@pos, @pos + @len) of
+ * the stream of @seed into @buf; pattern_check() returns the index of the
+ * first byte of @buf that differs from them, or -1.
+ */
+static inline unsigned long long pattern_word(unsigned long long word,
+					      unsigned int seed)
+{
+	unsigned long long x = word * 0x9e3779b97f4a7c15ULL +
+			       (seed + 1) * 0xd1b54a32d192ed03ULL;
+
+	x ^= x >> 29;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 32;
+	return x;
+}
+
+static inline void pattern_fill(void *buf, size_t len, unsigned long long pos,
+				unsigned int seed)
+{
+	unsigned char *b = buf;
+
+	while (len) {
+		unsigned long long w = pattern_word(pos >> 3, seed);
+
+		if (!(pos & 7) && len >= 8) {
+			memcpy(b, &w, 8);
+			b += 8, pos += 8, len -= 8;
+		} else {
+			*b++ = w >> ((pos & 7) * 8);
+			pos++, len--;
+		}
+	}
+}
+
+static inline long long pattern_check(const void *buf, size_t len,
+				      unsigned long long pos, unsigned int seed)
+{
+	const unsigned char *b = buf;
+
+	for (size_t i = 0; i < len;) {
+		unsigned long long w = pattern_word((pos + i) >> 3, seed);
+
+		if (!((pos + i) & 7) && len - i >= 8) {
+			if (memcmp(b + i, &w, 8)) {
+				while ((unsigned char)w == b[i])
+					w >>= 8, i++;
+				return i;
+			}
+			i += 8;
+		} else {
+			if (b[i] != (unsigned char)(w >> (((pos + i) & 7) * 8)))
+				return i;
+			i++;
+		}
+	}
+	return -1;
+}
+
 #endif /* RUST_LOOP_TESTS_COMMON_H */
