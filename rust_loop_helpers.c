@@ -20,7 +20,6 @@ static_assert(RUST_LOOP_BLK_OPEN_EXCL == (__force unsigned int)BLK_OPEN_EXCL);
 static_assert(RUST_LOOP_FMODE_WRITE == (__force unsigned int)FMODE_WRITE);
 static_assert(RUST_LOOP_FMODE_CAN_ODIRECT == (__force unsigned int)FMODE_CAN_ODIRECT);
 static_assert(RUST_LOOP_FMODE_NOWAIT == (__force unsigned int)FMODE_NOWAIT);
-static_assert(RUST_LOOP_FOP_BUFFER_WASYNC == (__force unsigned int)FOP_BUFFER_WASYNC);
 static_assert(RUST_LOOP_IOCB_NOWAIT == IOCB_NOWAIT);
 static_assert(RUST_LOOP_IOCB_DSYNC == IOCB_DSYNC);
 static_assert(RUST_LOOP_GFP_IO == (__force unsigned int)__GFP_IO);

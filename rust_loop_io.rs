@@ -4,12 +4,15 @@
 //! and back, without copying data (`sys::request::Request::read_write`
 //! hands the request's own pages to the file as an `ITER_BVEC` iov_iter).
 //!
-//! Where `loop.c` always hops to a worker thread, a read or write is first
-//! tried inline in `queue_rq` with `IOCB_NOWAIT`, on every hardware queue;
-//! only a request that would block (`-EAGAIN`, or a partial transfer) goes
-//! to the module's workqueue, where it is redone without `IOCB_NOWAIT`, as
-//! do flushes, discards and write-zeroes, which block by nature. Direct I/O
-//! completes asynchronously through the kiocb either way.
+//! Where `loop.c` always hops to a worker thread, a direct-I/O read or
+//! write is first tried inline in `queue_rq` with `IOCB_NOWAIT`, on every
+//! hardware queue; only a request that would block (`-EAGAIN`, or a partial
+//! transfer) goes to the module's workqueue, where it is redone without
+//! `IOCB_NOWAIT`. Buffered I/O, flushes, discards and write-zeroes always
+//! go to the workqueue (see [`Io::bound`]). Direct I/O completes
+//! asynchronously through the kiocb either way; the workqueue runs one work
+//! item per request, so blocking requests of one device proceed in
+//! parallel.
 //!
 //! Results follow `lo_complete_rq()`: errors become block statuses, a short
 //! read completes what it got and requeues the rest, a read of nothing
@@ -63,22 +66,23 @@ impl Io {
     }
 
     /// The request path for the configuration `cfg`.
+    ///
+    /// Only direct I/O is tried inline: a buffered read or write runs the
+    /// backing file system's page-cache paths (readahead, writeback) in
+    /// whatever context submitted the request, possibly under locks of the
+    /// same classes one level up (a file system or a loop device stacked on
+    /// this one), which is what loop.c's worker threads avoid, so those go
+    /// to the worker. Direct I/O takes only try-locks with `IOCB_NOWAIT`.
     pub(crate) fn bound(cfg: &Config) -> Self {
         let direct = cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0;
-        let (nowait_read, nowait_write) = match &cfg.file {
-            Some(f) => (
-                f.can_nowait(),
-                f.can_nowait() && (direct || f.buffered_write_nowait()),
-            ),
-            None => (false, false),
-        };
+        let nowait = direct && cfg.file.as_ref().is_some_and(BackingFile::can_nowait);
         Io {
             file: cfg.file.clone(),
             offset: cfg.offset,
             direct,
             read_only: cfg.flags & uapi::LO_FLAGS_READ_ONLY != 0,
-            nowait_read,
-            nowait_write,
+            nowait_read: nowait,
+            nowait_write: nowait,
         }
     }
 }

@@ -112,11 +112,6 @@ impl BackingFile {
         (unsafe { (*self.as_ptr()).f_mode }) & helpers::FMODE_NOWAIT != 0
     }
 
-    /// Supports non-blocking buffered writes (`FOP_BUFFER_WASYNC`).
-    pub(crate) fn buffered_write_nowait(&self) -> bool {
-        self.f_op().fop_flags & helpers::FOP_BUFFER_WASYNC != 0
-    }
-
     /// Opened with `O_DIRECT`.
     pub(crate) fn o_direct(&self) -> bool {
         // SAFETY: `f_flags` of an open file.

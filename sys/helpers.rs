@@ -17,8 +17,6 @@ pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
 /// `FMODE_NOWAIT`.
 pub(crate) const FMODE_NOWAIT: u32 = 1 << 27;
-/// `FOP_BUFFER_WASYNC`.
-pub(crate) const FOP_BUFFER_WASYNC: u32 = 1 << 1;
 /// `IOCB_NOWAIT`.
 pub(crate) const IOCB_NOWAIT: i32 = 0x8;
 /// `IOCB_DSYNC`.
