@@ -1356,8 +1356,8 @@ impl DiskOps for LoopDevice {
         rust_loop_io::work(rq);
     }
 
-    fn rw_submitted(&self, write: bool, bytes: u32, zero_copy: u32) {
-        rust_loop_io::rw_submitted(self, write, bytes, zero_copy);
+    fn rw_submitted(&self, bytes: u32, zero_copy: u32) {
+        rust_loop_io::rw_submitted(self, bytes, zero_copy);
     }
 }
 

@@ -111,7 +111,16 @@ pub(crate) struct Stats {
     /// Bytes of reads and writes not covered by the request's own pages:
     /// what a bounce buffer would have copied. Stays 0.
     bytes_copied: Atomic<u64>,
+    /// Reads, then writes, still to send straight to the worker after an
+    /// inline attempt would have blocked (see [`NOWAIT_BACKOFF`]).
+    backoff: [Atomic<u32>; 2],
 }
+
+/// After an inline attempt would have blocked, the next this many requests
+/// in the same direction skip the attempt: a file system that refuses one
+/// (a write lock held by a concurrent writer, say) tends to refuse the next,
+/// and each refusal costs a second submission.
+const NOWAIT_BACKOFF: u32 = 16;
 
 impl Stats {
     pub(crate) fn new() -> Self {
@@ -127,6 +136,7 @@ impl Stats {
             worker_submits: Atomic::new(0),
             nowait_retries: Atomic::new(0),
             bytes_copied: Atomic::new(0),
+            backoff: [Atomic::new(0), Atomic::new(0)],
         }
     }
 }
@@ -166,16 +176,30 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     match op {
         Op::Read | Op::Write => {
             let write = op == Op::Write;
+            if write {
+                stats.writes.add(1, Relaxed);
+                stats.bytes_written.add(u64::from(rq.bytes()), Relaxed);
+            } else {
+                stats.reads.add(1, Relaxed);
+                stats.bytes_read.add(u64::from(rq.bytes()), Relaxed);
+            }
             let io = rq.io();
             if write && io.read_only {
                 rq.end(Status::IOERR);
                 return;
             }
-            if !(if write {
+            let backoff = &stats.backoff[usize::from(write)];
+            let skip = backoff.load(Relaxed);
+            if skip > 0 {
+                // Racy by design: a lost update only changes how many skip.
+                backoff.store(skip - 1, Relaxed);
+            }
+            let nowait = if write {
                 io.nowait_write
             } else {
                 io.nowait_read
-            }) {
+            };
+            if skip > 0 || !nowait {
                 stats.worker_submits.add(1, Relaxed);
                 rq.defer();
                 return;
@@ -211,17 +235,9 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
 }
 
 /// The accounting of a read or write handed to the backing file.
-pub(crate) fn rw_submitted(lo: &LoopDevice, write: bool, bytes: u32, zero_copy: u32) {
-    let stats = lo.stats();
-    if write {
-        stats.writes.add(1, Relaxed);
-        stats.bytes_written.add(u64::from(bytes), Relaxed);
-    } else {
-        stats.reads.add(1, Relaxed);
-        stats.bytes_read.add(u64::from(bytes), Relaxed);
-    }
+pub(crate) fn rw_submitted(lo: &LoopDevice, bytes: u32, zero_copy: u32) {
     if bytes != zero_copy {
-        stats
+        lo.stats()
             .bytes_copied
             .add(u64::from(bytes.abs_diff(zero_copy)), Relaxed);
     }
@@ -306,6 +322,7 @@ pub(crate) fn complete(rq: Request<LoopDevice>) {
         let stats = rq.driver().stats();
         stats.nowait_retries.add(1, Relaxed);
         stats.worker_submits.add(1, Relaxed);
+        stats.backoff[usize::from(rq.op() == Op::Write)].store(NOWAIT_BACKOFF, Relaxed);
         rq.defer();
         return;
     }

@@ -22,6 +22,7 @@ if [ "$1" = --kdir ]; then
 else
 	kdir=$("$RL_TOP/scripts/build-kernel.sh" "$1")
 	flags=$(cat "$kdir/make-flags")
+	rl_prune_kernels "$1"
 	shift
 fi
 out=$1

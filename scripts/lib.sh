@@ -74,6 +74,16 @@ rl_kernel_key() {
 
 rl_kernel_dir() { echo "$RL_CACHE/kernel/$1-$(rl_kernel_key "$1")"; }
 
+# Deletes the builds of a profile under keys other than the current one.
+rl_prune_kernels() {
+	local cur d
+	cur=$(rl_kernel_dir "$1")
+	for d in "$RL_CACHE/kernel/$1"-*; do
+		[ -d "$d" ] && [ "$d" != "$cur" ] && rm -rf "$d"
+	done
+	return 0
+}
+
 # Run a command inside the chroot, in a private mount namespace so that no
 # mount outlives the command (a leftover rbind of /dev under a directory
 # that is later deleted would remove the host's device nodes). The project

@@ -425,7 +425,7 @@ impl<T: DiskOps> Request<T> {
             }
         }
 
-        self.driver().rw_submitted(write, bytes, covered);
+        self.driver().rw_submitted(bytes, covered);
         pdu.flags.store(
             if write { PDU_WRITE } else { 0 } | if flags.nowait { PDU_NOWAIT } else { 0 },
             Ordering::Relaxed,
