@@ -1368,8 +1368,10 @@ impl DiskAttrs for LoopDevice {
         let flag = |f: u32| if shown.flags & f != 0 { "1" } else { "0" };
         let r = match name.to_bytes() {
             b"backing_file" => {
+                // Between the detach clearing the file and the group's
+                // removal, `loop_attr_backing_file_show()` reads nothing.
                 let Some(file) = shown.file.clone() else {
-                    return Err(ENXIO);
+                    return Ok(());
                 };
                 drop(shown);
                 return out.fill(|page| {
