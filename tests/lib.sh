@@ -30,7 +30,7 @@ drv_load() {
 drv_unload() {
 	local i
 	[ -d "/sys/module/$(drv_name)" ] || return 0
-	losetup -D 2>/dev/null
+	timeout -k 5 60 losetup -D 2>/dev/null
 	for i in $(seq 100); do
 		rmmod "$(drv_name)" 2>/dev/null && return 0
 		sleep 0.1
@@ -54,3 +54,27 @@ t_check() {
 t_diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 
 t_done() { exit "$t_failed"; }
+
+# sysread PATH: $v = the file's first line, or <absent> (no fork).
+sysread() {
+	v="<absent>"
+	[ -e "$1" ] || return 0
+	v=
+	IFS= read -r v 2>/dev/null <"$1"
+	return 0
+}
+
+# loop_list [loop]: every loop device, or (with "loop") the bound ones, by
+# ascending index, as "loop0 loop3 ".
+loop_list() {
+	local d i idx=()
+	for d in /sys/block/loop*; do
+		i=${d##*/loop}
+		[ -n "${1:-}" ] && [ ! -e "$d/loop" ] && continue
+		idx[i]=1
+	done
+	[ ${#idx[@]} = 0 ] || printf 'loop%s ' "${!idx[@]}"
+}
+
+# bound: the bound loop devices.
+bound() { loop_list loop; }

@@ -54,24 +54,14 @@ selected() {
 	return 1
 }
 
-mod_name() { [ "$1" = c ] && echo loop || echo rust_loop; }
+# The driver helpers of the shell tests: drv_name, drv_load, drv_unload.
+# shellcheck source=tests/lib.sh
+. "$top/tests/lib.sh"
 
-load() {
-	if [ "$1" = c ]; then modprobe loop; else insmod "$ko"; fi
-}
-
-# Detach whatever a test left behind and unload the driver.
+# Detach and unmount whatever a test left behind and unload the driver.
 cleanup() {
-	local name i
-	name=$(mod_name "$1")
 	grep -q ' /scratch/mnt' /proc/mounts && umount -l /scratch/mnt* 2>/dev/null
-	[ -d /sys/module/$name ] || return 0
-	losetup -D 2>/dev/null
-	for i in $(seq 100); do
-		rmmod "$name" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+	LOOP_DRIVER=$1 drv_unload
 }
 
 # mawk reads a pipe in big blocks unless told to be interactive.
@@ -106,7 +96,7 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 fi
 
 for drv in $drivers; do
-	name=$(mod_name "$drv")
+	name=$(LOOP_DRIVER=$drv drv_name)
 	for d in rust c; do cleanup "$d" >/dev/null; done
 	while read -r prog path; do
 		selected "$prog" || continue
@@ -116,7 +106,7 @@ for drv in $drivers; do
 			echo "not ok - $prefix(program $path missing)"
 			continue
 		fi
-		if ! load "$drv"; then
+		if ! LOOP_DRIVER=$drv drv_load; then
 			echo "not ok - ${prefix}driver loads"
 			continue
 		fi
