@@ -144,20 +144,6 @@ static inline int set_fd(int devfd, int fd)
 	return ioctl(devfd, LOOP_SET_FD, fd) ? -errno : 0;
 }
 
-static inline int configure(int devfd, int fd, __u32 flags, __u64 offset,
-		     __u64 sizelimit, __u32 block_size)
-{
-	struct loop_config c;
-
-	memset(&c, 0, sizeof(c));
-	c.fd = fd;
-	c.block_size = block_size;
-	c.info.lo_flags = flags;
-	c.info.lo_offset = offset;
-	c.info.lo_sizelimit = sizelimit;
-	return ioctl(devfd, LOOP_CONFIGURE, &c) ? -errno : 0;
-}
-
 static inline int configure_cfg(int devfd, struct loop_config *c)
 {
 	return ioctl(devfd, LOOP_CONFIGURE, c) ? -errno : 0;

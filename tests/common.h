@@ -161,7 +161,8 @@ static inline const char *scratch_dir(void)
 }
 
 /*
- * Loop device helpers shared by the data-path tests (config_test, io_test).
+ * Loop device helpers shared by the data-path tests (config_test, io_test,
+ * status_test).
  */
 #include <sys/ioctl.h>
 #include <linux/loop.h>
@@ -190,6 +191,21 @@ static inline int loop_open(int idx, int flags)
 	snprintf(p, sizeof(p), "/dev/loop%d", idx);
 	fd = open(p, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+/* LOOP_CONFIGURE of @devfd with file @fd and the given settings; 0 or -errno. */
+static inline int configure(int devfd, int fd, __u32 flags, __u64 offset,
+			    __u64 sizelimit, __u32 block_size)
+{
+	struct loop_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.fd = fd;
+	c.block_size = block_size;
+	c.info.lo_flags = flags;
+	c.info.lo_offset = offset;
+	c.info.lo_sizelimit = sizelimit;
+	return ioctl(devfd, LOOP_CONFIGURE, &c) ? -errno : 0;
 }
 
 /* Read /sys/block/loop@idx/@attr (e.g. "size", "loop/dio") into @buf. */

@@ -167,20 +167,6 @@ static long long dev_cmp(struct __test_metadata *_metadata,
 	return -1;
 }
 
-static int configure(int devfd, int fd, __u32 flags, __u64 offset,
-		     __u64 sizelimit, __u32 block_size)
-{
-	struct loop_config c;
-
-	memset(&c, 0, sizeof(c));
-	c.fd = fd;
-	c.block_size = block_size;
-	c.info.lo_flags = flags;
-	c.info.lo_offset = offset;
-	c.info.lo_sizelimit = sizelimit;
-	return ioctl(devfd, LOOP_CONFIGURE, &c) ? -errno : 0;
-}
-
 /*
  * Bind the file at @offset/@sizelimit with @bs, in the variant's mode
  * (which must be the effective one), and open the O_DIRECT descriptor.
