@@ -72,10 +72,19 @@ result() { # result OK|FAIL DESCRIPTION
 
 # The guest itself must have finished: a crash or a hang is a failure even
 # when every test printed so far passed.
+# tests/run.sh exits 0 whatever the tests said (they speak in TAP); any
+# other status is the pipeline's failure (125: the guest could not reach
+# the project directory), and a run without any result is one too.
+ran=$n
 if [ "$guest" = 124 ]; then
 	result FAIL "guest ran to the end (it crashed or timed out; serial log $log)"
+elif [ "$guest" != 0 ]; then
+	result FAIL "guest ran to the end (its command exited with $guest; serial log $log)"
 else
 	result OK "guest ran to the end"
+fi
+if [ "$ran" = 0 ]; then
+	result FAIL "the suite printed test results"
 fi
 
 splat='WARNING:|BUG:|Oops|KASAN|possible circular locking|possible recursive locking|inconsistent lock state|hung_task|blocked for more than|RCU stall|rcu_sched self-detected|stall on CPU|UBSAN|kernel panic|Kernel panic|refcount_t:|list_add corruption|list_del corruption|general protection fault|rust_panic|panicked at'

@@ -138,3 +138,4 @@ if [ -w /sys/kernel/debug/kmemleak ] && [ -z "$filters" ]; then
 		echo "not ok - kmemleak: no leaked objects"
 	fi
 fi
+exit 0
