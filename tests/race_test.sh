@@ -202,6 +202,9 @@ w_read_backing() {
 	while IFS= read -r line; do
 		case $line in
 		*": $attr: No such file or directory") w_note "open: ENOENT" ;;
+		# kernfs: the attribute was found but is being removed
+		# (kernfs_get_active() failed), in loop.ko as here.
+		*": $attr: No such device") w_note "open: ENODEV" ;;
 		*": read: read error: 0: No such device") w_note "read: ENODEV" ;;
 		*) w_err "$line" ;;
 		esac
