@@ -30,7 +30,7 @@ RL_MIRROR=${RUST_LOOP_MIRROR:-http://deb.debian.org/debian}
 RL_PACKAGES="build-essential bc bison flex libelf-dev libssl-dev cpio kmod
 python3 rsync xz-utils zstd ca-certificates
 qemu-system-x86
-util-linux mount fdisk e2fsprogs fio busybox procps psmisc strace jq file
+util-linux mount fdisk e2fsprogs fio busybox procps psmisc strace jq file stress-ng
 libaio1t64 liburing2"
 
 rl_log() { printf '%s\n' "rust_loop: $*" >&2; }
