@@ -267,9 +267,11 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
                 }
             }
         }
-        // lo_req_flush(): any error is an I/O error.
+        // lo_req_flush(): EINVAL (no fsync) is passed on, any other error
+        // is an I/O error.
         Op::Flush => match rq.io().file.as_ref().map(BackingFile::fsync) {
             Some(Ok(())) => Status::OK,
+            Some(Err(e)) if e == EINVAL => Status::from_errno(e.to_errno()),
             _ => Status::IOERR,
         },
         // Zeroes that must stay allocated, or holes.
@@ -282,7 +284,8 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
 
 /// `lo_fallocate()`: discard and write-zeroes as `fallocate()` on the file;
 /// a file system that cannot do it gets the limits cleared, so the block
-/// layer stops asking.
+/// layer stops asking. `EINVAL` and `EOPNOTSUPP` reach the submitter as
+/// such, anything else as an I/O error.
 fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
     let io = rq.io();
     let Some(file) = io.file.as_ref() else {
@@ -305,6 +308,8 @@ fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
             });
             Status::NOTSUPP
         }
+        // loop.c passes EINVAL on (a range the file system refuses).
+        Err(e) if e == EINVAL => Status::from_errno(e.to_errno()),
         Err(_) => Status::IOERR,
     }
 }
