@@ -23,7 +23,7 @@ use kernel::{
     bindings,
     debugfs::{Dir, Scope},
     prelude::*,
-    str::CString,
+    str::{BStr, CString},
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         Arc, Mutex, SpinLock,
@@ -756,12 +756,18 @@ impl LoopDevice {
         }
     }
 
-    /// Partition rescan after (re)configuration, outside the locks.
-    fn reread_partitions(&self, disk: &GenDisk) {
+    /// Partition rescan after (re)configuration, outside the locks;
+    /// `file_name` is the `lo_file_name` the warning names on failure.
+    fn reread_partitions(&self, disk: &GenDisk, file_name: &[u8; uapi::LO_NAME_SIZE]) {
         if let Err(e) = disk.rescan_partitions() {
+            let len = file_name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(file_name.len());
             pr_warn!(
-                "loop_reread_partitions: partition scan of loop{} failed (rc={})\n",
+                "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
                 self.number,
+                BStr::from_bytes(&file_name[..len]),
                 e.to_errno()
             );
         }
@@ -840,10 +846,11 @@ impl LoopDevice {
         disk.set_uevent_suppress(false);
         disk.uevent_change();
 
+        let file_name = cfg.file_name;
         drop(cfg);
         drop(validate);
         if partscan {
-            self.reread_partitions(disk);
+            self.reread_partitions(disk, &file_name);
         }
         drop(claim);
         Ok(())
@@ -973,9 +980,10 @@ impl LoopDevice {
             Self::set_size(disk, &cfg);
         }
         self.publish(&cfg, true);
+        let file_name = cfg.file_name;
         drop(cfg);
         if partscan {
-            self.reread_partitions(disk);
+            self.reread_partitions(disk, &file_name);
         }
         Ok(())
     }
@@ -1093,6 +1101,7 @@ impl LoopDevice {
         }
         self.publish(&cfg, true);
         let partscan = cfg.flags & uapi::LO_FLAGS_PARTSCAN != 0;
+        let file_name = cfg.file_name;
         drop(cfg);
         drop(validate);
         // Wait for chain checks that may still look at the old file.
@@ -1101,7 +1110,7 @@ impl LoopDevice {
         }
         drop(old);
         if partscan {
-            self.reread_partitions(disk);
+            self.reread_partitions(disk, &file_name);
         }
         Ok(())
     }

@@ -541,6 +541,76 @@ TEST_F(cfg, blkpg_partitions_removed_on_detach)
 	}
 }
 
+/*
+ * Whether a kernel log record written since @kmsg (an /dev/kmsg descriptor
+ * positioned at the end) contains @text.
+ */
+static bool kmsg_has(int kmsg, const char *text)
+{
+	char rec[2048];
+	bool found = false;
+	ssize_t n;
+
+	/* One record per read; EAGAIN at the end, EPIPE if records were lost. */
+	while ((n = read(kmsg, rec, sizeof(rec) - 1)) != 0) {
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue;
+			break;
+		}
+		rec[n] = 0;
+		found |= strstr(rec, text) != NULL;
+	}
+	return found;
+}
+
+/*
+ * LOOP_SET_STATUS64 turning PARTSCAN on while a partition (added with
+ * BLKPG) is open: the rescan fails with EBUSY, the ioctl still succeeds,
+ * the partition stays, and the kernel log names the device and its
+ * lo_file_name as loop_reread_partitions() does. blktests loop/010 greps
+ * for this line.
+ */
+TEST_F(cfg, set_status64_rescan_busy_warns)
+{
+	const char *f = mkfile(_metadata, self, 8 * MIB, 0);
+	int s = get_dev(_metadata, self, O_RDWR), idx = self->idx[s];
+	struct blkpg_partition p = {
+		.start = MIB, .length = 2 * MIB, .pno = 1,
+	};
+	struct blkpg_ioctl_arg a = {
+		.op = BLKPG_ADD_PARTITION, .datalen = sizeof(p), .data = &p,
+	};
+	struct loop_info64 info;
+	char part[64], want[128];
+	int pfd, kmsg;
+
+	ASSERT_EQ(0, bind_file(_metadata, self, s, f, 0));
+	ASSERT_EQ(0, xioctl(self->fd[s], BLKPG, (unsigned long)&a));
+	snprintf(part, sizeof(part), "/dev/loop%dp1", idx);
+	pfd = xopen(_metadata, part, O_RDONLY);
+	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_LE(0, kmsg);
+	ASSERT_EQ(0, (int)lseek(kmsg, 0, SEEK_END));
+
+	ASSERT_EQ(0, xioctl(self->fd[s], LOOP_GET_STATUS64, (unsigned long)&info));
+	info.lo_flags |= LO_FLAGS_PARTSCAN;
+	snprintf((char *)info.lo_file_name, LO_NAME_SIZE, "rescan-busy-%d", idx);
+	EXPECT_EQ(0, set_status64(self->fd[s], &info));
+	snprintf(want, sizeof(want),
+		 "loop_reread_partitions: partition scan of loop%d (rescan-busy-%d) failed (rc=-16)",
+		 idx, idx);
+	EXPECT_TRUE(kmsg_has(kmsg, want)) TH_LOG("no '%s' in the kernel log", want);
+	EXPECT_EQ(4096, part_size(idx, 1));
+	ASSERT_EQ(0, xioctl(self->fd[s], LOOP_GET_STATUS64, (unsigned long)&info));
+	EXPECT_NE(0, (int)(info.lo_flags & LO_FLAGS_PARTSCAN));
+
+	close(kmsg);
+	close(pfd);
+	detach(_metadata, self, s);
+	EXPECT_FALSE(path_exists("/dev/loop%dp1", idx));
+}
+
 /* Change uevents of loopN seen on @sock within @ms milliseconds. */
 static int change_events(int sock, int idx, int ms)
 {
