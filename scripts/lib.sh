@@ -31,6 +31,7 @@ RL_PACKAGES="build-essential bc bison flex libelf-dev libssl-dev cpio kmod
 python3 rsync xz-utils zstd ca-certificates
 qemu-system-x86
 util-linux mount fdisk e2fsprogs fio busybox procps psmisc strace jq file stress-ng
+gcc-multilib
 libaio1t64 liburing2"
 
 rl_log() { printf '%s\n' "rust_loop: $*" >&2; }

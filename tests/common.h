@@ -25,6 +25,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/*
+ * Line-buffered output, so that a crash or a hang loses no result line.
+ * tests/run.sh runs the 64-bit programs under stdbuf -oL as well; stdbuf
+ * cannot preload itself into the 32-bit ones.
+ */
+__attribute__((constructor)) static void line_buffered_output(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 /* The driver under test: "rust_loop" or "loop". */
 static inline const char *drv_name(void)
 {
@@ -166,6 +176,15 @@ static inline const char *scratch_dir(void)
  */
 #include <sys/ioctl.h>
 #include <linux/loop.h>
+
+/*
+ * What a loop device answers to a command that is not one of its own:
+ * lo_ioctl()'s default (lo_simple_ioctl()) is EINVAL, while
+ * lo_compat_ioctl() answers -ENOIOCTLCMD, which the compat block ioctl
+ * path turns into ENOTTY for a 32-bit caller (tests/Makefile builds some
+ * tests as 32-bit programs).
+ */
+#define UNKNOWN_LOOP_IOCTL_ERR (sizeof(long) == 4 ? -ENOTTY : -EINVAL)
 
 /* LOOP_CTL_GET_FREE: index of a free (unbound) loop device, or -errno. */
 static inline int loop_get_free(void)

@@ -30,8 +30,9 @@ export RL_SCRATCH=${RL_SCRATCH:-/tmp}
 bin=$top/build/tests
 
 # Test programs, in name order: the C kselftests built from tests/*_test.c
-# into build/tests, then the shell tests tests/*_test.sh. One entry per
-# line: "name path".
+# into build/tests, their 32-bit builds NAME-m32 listed in
+# build/tests/compat-tests (tests/Makefile), then the shell tests
+# tests/*_test.sh. One entry per line: "name path".
 programs() {
 	local f
 	for f in "$top"/tests/*_test.c; do
@@ -39,6 +40,13 @@ programs() {
 		f=$(basename "$f" .c)
 		echo "$f $bin/$f"
 	done
+	if [ -r "$bin/compat-tests" ]; then
+		for f in $(cat "$bin/compat-tests"); do
+			echo "$f-m32 $bin/$f-m32"
+		done
+	else
+		echo "compat-tests $bin/compat-tests"
+	fi
 	for f in "$top"/tests/*_test.sh; do
 		[ -e "$f" ] || continue
 		echo "$(basename "$f" .sh) $f"
@@ -110,8 +118,11 @@ for drv in $drivers; do
 			echo "not ok - ${prefix}driver loads"
 			continue
 		fi
-		# Line-buffered, so that a crash or a hang loses no output.
-		LOOP_DRIVER=$drv timeout -k 10 1800 stdbuf -oL -eL "$path" 2>&1 | filter "$prefix"
+		# Line-buffered, so that a crash or a hang loses no output
+		# (the 32-bit programs do it themselves, tests/common.h).
+		buf="stdbuf -oL -eL"
+		case $prog in *-m32) buf= ;; esac
+		LOOP_DRIVER=$drv timeout -k 10 1800 $buf "$path" 2>&1 | filter "$prefix"
 		st=("${PIPESTATUS[@]}")
 		if [ "${st[0]}" != 0 ] && [ "${st[1]}" = 3 ]; then
 			echo "not ok - $prefix(exited with status ${st[0]} before any result)"
