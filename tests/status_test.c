@@ -512,6 +512,19 @@ TEST_F(cfg, set_block_size)
 	EXPECT_EQ(-ENXIO, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, 4096));
 }
 
+/* BLKPG_ADD_PARTITION of partition @pno (bytes @start, @length); 0 or -errno. */
+static int blkpg_add(int fd, int pno, long long start, long long length)
+{
+	struct blkpg_partition p = {
+		.start = start, .length = length, .pno = pno,
+	};
+	struct blkpg_ioctl_arg a = {
+		.op = BLKPG_ADD_PARTITION, .datalen = sizeof(p), .data = &p,
+	};
+
+	return xioctl(fd, BLKPG, (unsigned long)&a);
+}
+
 /*
  * Partitions added with BLKPG, with or without PARTSCAN, vanish on detach
  * (__loop_clr_fd drops every partition).
@@ -520,20 +533,14 @@ TEST_F(cfg, blkpg_partitions_removed_on_detach)
 {
 	const char *f = mkfile(_metadata, self, 8 * MIB, 0);
 	int s = get_dev(_metadata, self, O_RDWR), idx = self->idx[s];
-	struct blkpg_partition p = {
-		.start = MIB, .length = 2 * MIB, .pno = 3,
-	};
-	struct blkpg_ioctl_arg a = {
-		.op = BLKPG_ADD_PARTITION, .datalen = sizeof(p), .data = &p,
-	};
 
 	for (int partscan = 0; partscan < 2; partscan++) {
 		ASSERT_EQ(0, bind_file(_metadata, self, s, f,
 				       partscan ? LO_FLAGS_PARTSCAN : 0));
-		ASSERT_EQ(0, xioctl(self->fd[s], BLKPG, (unsigned long)&a));
+		ASSERT_EQ(0, blkpg_add(self->fd[s], 3, MIB, 2 * MIB));
 		EXPECT_EQ(4096, part_size(idx, 3));
 		EXPECT_TRUE(path_exists("/dev/loop%dp3", idx));
-		EXPECT_EQ(-EBUSY, xioctl(self->fd[s], BLKPG, (unsigned long)&a));
+		EXPECT_EQ(-EBUSY, blkpg_add(self->fd[s], 3, MIB, 2 * MIB));
 		detach(_metadata, self, s);
 		EXPECT_FALSE(path_exists("/sys/block/loop%d/loop%dp3", idx, idx))
 			TH_LOG("partscan %d", partscan);
@@ -575,18 +582,12 @@ TEST_F(cfg, set_status64_rescan_busy_warns)
 {
 	const char *f = mkfile(_metadata, self, 8 * MIB, 0);
 	int s = get_dev(_metadata, self, O_RDWR), idx = self->idx[s];
-	struct blkpg_partition p = {
-		.start = MIB, .length = 2 * MIB, .pno = 1,
-	};
-	struct blkpg_ioctl_arg a = {
-		.op = BLKPG_ADD_PARTITION, .datalen = sizeof(p), .data = &p,
-	};
 	struct loop_info64 info;
 	char part[64], want[128];
 	int pfd, kmsg;
 
 	ASSERT_EQ(0, bind_file(_metadata, self, s, f, 0));
-	ASSERT_EQ(0, xioctl(self->fd[s], BLKPG, (unsigned long)&a));
+	ASSERT_EQ(0, blkpg_add(self->fd[s], 1, MIB, 2 * MIB));
 	snprintf(part, sizeof(part), "/dev/loop%dp1", idx);
 	pfd = xopen(_metadata, part, O_RDONLY);
 	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
