@@ -19,8 +19,6 @@ static_assert(RUST_LOOP_BLK_OPEN_WRITE == (__force unsigned int)BLK_OPEN_WRITE);
 static_assert(RUST_LOOP_BLK_OPEN_EXCL == (__force unsigned int)BLK_OPEN_EXCL);
 static_assert(RUST_LOOP_FMODE_WRITE == (__force unsigned int)FMODE_WRITE);
 static_assert(RUST_LOOP_FMODE_CAN_ODIRECT == (__force unsigned int)FMODE_CAN_ODIRECT);
-static_assert(RUST_LOOP_FMODE_NOWAIT == (__force unsigned int)FMODE_NOWAIT);
-static_assert(RUST_LOOP_IOCB_NOWAIT == IOCB_NOWAIT);
 static_assert(RUST_LOOP_IOCB_DSYNC == IOCB_DSYNC);
 static_assert(RUST_LOOP_GFP_IO == (__force unsigned int)__GFP_IO);
 static_assert(RUST_LOOP_GFP_FS == (__force unsigned int)__GFP_FS);
@@ -64,16 +62,6 @@ void rust_loop_kiocb_start_write(struct kiocb *iocb)
 void rust_loop_kiocb_end_write(struct kiocb *iocb)
 {
 	kiocb_end_write(iocb);
-}
-
-bool rust_loop_kiocb_start_write_trylock(struct kiocb *iocb)
-{
-	return sb_start_write_trylock(file_inode(iocb->ki_filp)->i_sb);
-}
-
-void rust_loop_kiocb_write_handoff(struct kiocb *iocb)
-{
-	__sb_writers_release(file_inode(iocb->ki_filp)->i_sb, SB_FREEZE_WRITE);
 }
 
 unsigned int rust_loop_memalloc_noio_save(void)

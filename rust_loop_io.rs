@@ -4,15 +4,19 @@
 //! and back, without copying data (`sys::request::Request::read_write`
 //! hands the request's own pages to the file as an `ITER_BVEC` iov_iter).
 //!
-//! Where `loop.c` always hops to a worker thread, a direct-I/O read or
-//! write is first tried inline in `queue_rq` with `IOCB_NOWAIT`, on every
-//! hardware queue; only a request that would block (`-EAGAIN`, or a partial
-//! transfer) goes to the module's workqueue, where it is redone without
-//! `IOCB_NOWAIT`. Buffered I/O, flushes, discards and write-zeroes always
-//! go to the workqueue (see [`Io::bound`]). Direct I/O completes
-//! asynchronously through the kiocb either way; the workqueue runs one work
-//! item per request, so blocking requests of one device proceed in
-//! parallel.
+//! As in `loop.c`, `queue_rq` never touches the backing file: every request
+//! goes to the module's workqueue ([`work`]), which submits it. `queue_rq`
+//! runs in whatever context dispatched the request, often the submitter's
+//! own plug flush (`blk_finish_plug()` walking `current->plug`); reaching
+//! the backing file from there would run the backing file system, and the
+//! block device under it, inside that flush. A bio submitted to a lower
+//! blk-mq device from there is added to the very plug list being flushed,
+//! which corrupts it (the oops of `tests/stack_test.sh`), and the backing
+//! file system would take its locks while the upper one holds locks of the
+//! same classes. The worker has no plug, no locks of the submitter's and a
+//! stack of its own. Direct I/O then completes asynchronously through the
+//! kiocb; the workqueue runs one work item per request, so blocking
+//! requests of one device proceed in parallel.
 //!
 //! Results follow `lo_complete_rq()`: errors become block statuses, a short
 //! read completes what it got and requeues the rest, a read of nothing
@@ -46,10 +50,6 @@ pub(crate) struct Io {
     direct: bool,
     /// `LO_FLAGS_READ_ONLY`.
     read_only: bool,
-    /// Reads may be tried inline with `IOCB_NOWAIT`.
-    nowait_read: bool,
-    /// Writes may be tried inline with `IOCB_NOWAIT`.
-    nowait_write: bool,
 }
 
 impl Io {
@@ -60,29 +60,16 @@ impl Io {
             offset: 0,
             direct: false,
             read_only: true,
-            nowait_read: false,
-            nowait_write: false,
         }
     }
 
     /// The request path for the configuration `cfg`.
-    ///
-    /// Only direct I/O is tried inline: a buffered read or write runs the
-    /// backing file system's page-cache paths (readahead, writeback) in
-    /// whatever context submitted the request, possibly under locks of the
-    /// same classes one level up (a file system or a loop device stacked on
-    /// this one), which is what loop.c's worker threads avoid, so those go
-    /// to the worker. Direct I/O takes only try-locks with `IOCB_NOWAIT`.
     pub(crate) fn bound(cfg: &Config) -> Self {
-        let direct = cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0;
-        let nowait = direct && cfg.file.as_ref().is_some_and(BackingFile::can_nowait);
         Io {
             file: cfg.file.clone(),
             offset: cfg.offset,
-            direct,
+            direct: cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0,
             read_only: cfg.flags & uapi::LO_FLAGS_READ_ONLY != 0,
-            nowait_read: nowait,
-            nowait_write: nowait,
         }
     }
 }
@@ -102,25 +89,10 @@ pub(crate) struct Stats {
     write_zeroes: Atomic<u64>,
     bytes_read: Atomic<u64>,
     bytes_written: Atomic<u64>,
-    /// Reads and writes submitted from `queue_rq` itself.
-    inline_submits: Atomic<u64>,
-    /// Requests handled by the workqueue (including retries).
-    worker_submits: Atomic<u64>,
-    /// Inline attempts that would have blocked and went to the worker.
-    nowait_retries: Atomic<u64>,
     /// Bytes of reads and writes not covered by the request's own pages:
     /// what a bounce buffer would have copied. Stays 0.
     bytes_copied: Atomic<u64>,
-    /// Reads, then writes, still to send straight to the worker after an
-    /// inline attempt would have blocked (see [`NOWAIT_BACKOFF`]).
-    backoff: [Atomic<u32>; 2],
 }
-
-/// After an inline attempt would have blocked, the next this many requests
-/// in the same direction skip the attempt: a file system that refuses one
-/// (a write lock held by a concurrent writer, say) tends to refuse the next,
-/// and each refusal costs a second submission.
-const NOWAIT_BACKOFF: u32 = 16;
 
 impl Stats {
     pub(crate) fn new() -> Self {
@@ -132,11 +104,7 @@ impl Stats {
             write_zeroes: Atomic::new(0),
             bytes_read: Atomic::new(0),
             bytes_written: Atomic::new(0),
-            inline_submits: Atomic::new(0),
-            worker_submits: Atomic::new(0),
-            nowait_retries: Atomic::new(0),
             bytes_copied: Atomic::new(0),
-            backoff: [Atomic::new(0), Atomic::new(0)],
         }
     }
 }
@@ -152,9 +120,6 @@ impl fmt::Debug for Stats {
             ("write_zeroes", &self.write_zeroes),
             ("bytes_read", &self.bytes_read),
             ("bytes_written", &self.bytes_written),
-            ("inline_submits", &self.inline_submits),
-            ("worker_submits", &self.worker_submits),
-            ("nowait_retries", &self.nowait_retries),
             ("bytes_copied", &self.bytes_copied),
         ];
         for (name, v) in lines {
@@ -164,74 +129,36 @@ impl fmt::Debug for Stats {
     }
 }
 
-/// `loop_queue_rq()`. `lo` is valid until the request is handed on, not
-/// after: nothing below touches it once a request has left its hands.
+/// `loop_queue_rq()`: counts the request and hands it to the worker.
+/// Nothing here blocks or reaches the backing file (see the module's
+/// documentation for why).
 pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     if lo.state() != LoState::Bound {
         rq.end(Status::IOERR);
         return;
     }
     let stats = lo.stats();
-    let op = rq.op();
-    match op {
-        Op::Read | Op::Write => {
-            let write = op == Op::Write;
-            if write {
-                stats.writes.add(1, Relaxed);
-                stats.bytes_written.add(u64::from(rq.bytes()), Relaxed);
-            } else {
-                stats.reads.add(1, Relaxed);
-                stats.bytes_read.add(u64::from(rq.bytes()), Relaxed);
-            }
-            let io = rq.io();
-            if write && io.read_only {
-                rq.end(Status::IOERR);
-                return;
-            }
-            let backoff = &stats.backoff[usize::from(write)];
-            let skip = backoff.load(Relaxed);
-            if skip > 0 {
-                // Racy by design: a lost update only changes how many skip.
-                backoff.store(skip - 1, Relaxed);
-            }
-            let nowait = if write {
-                io.nowait_write
-            } else {
-                io.nowait_read
-            };
-            if skip > 0 || !nowait {
-                stats.worker_submits.add(1, Relaxed);
-                rq.defer();
-                return;
-            }
-            let flags = RwFlags {
-                direct: io.direct,
-                nowait: true,
-                dsync: rq.fua(),
-            };
-            stats.inline_submits.add(1, Relaxed);
-            if let Err(rq) = rq.read_write(write, flags) {
-                // It would block: the worker redoes it.
-                stats.nowait_retries.add(1, Relaxed);
-                stats.worker_submits.add(1, Relaxed);
-                rq.defer();
-            }
+    let bytes = u64::from(rq.bytes());
+    match rq.op() {
+        Op::Read => {
+            stats.reads.add(1, Relaxed);
+            stats.bytes_read.add(bytes, Relaxed);
         }
-        Op::Flush | Op::Discard | Op::WriteZeroes => {
-            match op {
-                Op::Flush => stats.flushes.add(1, Relaxed),
-                Op::Discard => stats.discards.add(1, Relaxed),
-                _ => stats.write_zeroes.add(1, Relaxed),
-            }
-            stats.worker_submits.add(1, Relaxed);
-            rq.defer();
+        Op::Write => {
+            stats.writes.add(1, Relaxed);
+            stats.bytes_written.add(bytes, Relaxed);
         }
+        Op::Flush => stats.flushes.add(1, Relaxed),
+        Op::Discard => stats.discards.add(1, Relaxed),
+        Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
         // do_req_filebacked() warns once and fails anything else.
         Op::Other => {
             kernel::pr_warn_once!("unexpected request operation\n");
             rq.end(Status::IOERR);
+            return;
         }
     }
+    rq.defer();
 }
 
 /// The accounting of a read or write handed to the backing file.
@@ -255,7 +182,6 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
             } else {
                 let flags = RwFlags {
                     direct: io.direct,
-                    nowait: false,
                     dsync: rq.fua(),
                 };
                 match rq.read_write(write, flags) {
@@ -316,28 +242,15 @@ fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
 
 /// `lo_complete_rq()`: the outcome of a read or write.
 pub(crate) fn complete(rq: Request<LoopDevice>) {
-    let r = rq.rw_result();
+    let ret = rq.rw_result();
     let bytes = i64::from(rq.bytes());
-
-    // An inline attempt that would have blocked, or got only part of the
-    // way, is redone in the worker; reads and writes are idempotent.
-    let eagain = i64::from(EAGAIN.to_errno());
-    let eopnotsupp = i64::from(EOPNOTSUPP.to_errno());
-    if r.nowait && (r.ret == eagain || r.ret == eopnotsupp || (0..bytes).contains(&r.ret)) {
-        let stats = rq.driver().stats();
-        stats.nowait_retries.add(1, Relaxed);
-        stats.worker_submits.add(1, Relaxed);
-        stats.backoff[usize::from(rq.op() == Op::Write)].store(NOWAIT_BACKOFF, Relaxed);
-        rq.defer();
-        return;
-    }
-    if r.ret < 0 {
-        rq.end(Status::from_errno(r.ret as i32));
-    } else if r.ret >= bytes {
+    if ret < 0 {
+        rq.end(Status::from_errno(ret as i32));
+    } else if ret >= bytes {
         rq.end(Status::OK);
-    } else if r.ret > 0 {
+    } else if ret > 0 {
         // Short transfer: complete what was done and retry the rest.
-        rq.advance(r.ret as u32);
+        rq.advance(ret as u32);
     } else if rq.op() == Op::Read {
         // Nothing read: zero-fill and fail, as loop.c does.
         rq.zero_fill();

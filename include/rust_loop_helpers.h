@@ -17,8 +17,6 @@
 #define RUST_LOOP_BLK_OPEN_EXCL		(1U << 2)
 #define RUST_LOOP_FMODE_WRITE		(1U << 1)
 #define RUST_LOOP_FMODE_CAN_ODIRECT	(1U << 22)
-#define RUST_LOOP_FMODE_NOWAIT		(1U << 27)
-#define RUST_LOOP_IOCB_NOWAIT		0x00000008
 #define RUST_LOOP_IOCB_DSYNC		0x00000002
 #define RUST_LOOP_GFP_IO		(1U << 6)
 #define RUST_LOOP_GFP_FS		(1U << 7)
@@ -46,8 +44,6 @@ unsigned int rust_loop_freeze_queue(struct request_queue *q);
 void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);
 void rust_loop_kiocb_start_write(struct kiocb *iocb);
 void rust_loop_kiocb_end_write(struct kiocb *iocb);
-bool rust_loop_kiocb_start_write_trylock(struct kiocb *iocb);
-void rust_loop_kiocb_write_handoff(struct kiocb *iocb);
 unsigned int rust_loop_memalloc_noio_save(void);
 void rust_loop_memalloc_noio_restore(unsigned int flags);
 

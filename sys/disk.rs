@@ -175,11 +175,9 @@ impl<T: DiskOps> Disk<T> {
             ts.queue_depth = p.queue_depth;
             ts.numa_node = bindings::NUMA_NO_NODE;
             ts.cmd_size = request::pdu_size::<T>() as u32;
-            // BLOCKING: `queue_rq` tries the I/O inline with IOCB_NOWAIT,
-            // and a file system may still sleep briefly on that path.
-            ts.flags = bindings::BLK_MQ_F_STACKING
-                | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT
-                | bindings::BLK_MQ_F_BLOCKING;
+            // As loop.c: `queue_rq` only hands requests to a workqueue and
+            // never blocks, so no BLK_MQ_F_BLOCKING.
+            ts.flags = bindings::BLK_MQ_F_STACKING | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
             // SAFETY: `set` is valid for writes and pinned.
             unsafe { set.write(ts) };
             // SAFETY: `set` holds an initialized tag set description.

@@ -106,12 +106,6 @@ impl BackingFile {
         (unsafe { (*self.as_ptr()).f_mode }) & helpers::FMODE_CAN_ODIRECT != 0
     }
 
-    /// Supports `IOCB_NOWAIT` (`FMODE_NOWAIT`).
-    pub(crate) fn can_nowait(&self) -> bool {
-        // SAFETY: `f_mode` of an open file.
-        (unsafe { (*self.as_ptr()).f_mode }) & helpers::FMODE_NOWAIT != 0
-    }
-
     /// Opened with `O_DIRECT`.
     pub(crate) fn o_direct(&self) -> bool {
         // SAFETY: `f_flags` of an open file.

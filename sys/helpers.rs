@@ -15,10 +15,6 @@ pub(crate) const BLK_OPEN_EXCL: u32 = 1 << 2;
 pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 /// `FMODE_CAN_ODIRECT`.
 pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
-/// `FMODE_NOWAIT`.
-pub(crate) const FMODE_NOWAIT: u32 = 1 << 27;
-/// `IOCB_NOWAIT`.
-pub(crate) const IOCB_NOWAIT: i32 = 0x8;
 /// `IOCB_DSYNC`.
 pub(crate) const IOCB_DSYNC: i32 = 0x2;
 /// `__GFP_IO`.
@@ -55,11 +51,6 @@ extern "C" {
     pub(crate) fn rust_loop_kiocb_start_write(iocb: *mut c_void);
     /// `kiocb_end_write(iocb)`.
     pub(crate) fn rust_loop_kiocb_end_write(iocb: *mut c_void);
-    /// `sb_start_write_trylock()` of the kiocb's file's super block.
-    pub(crate) fn rust_loop_kiocb_start_write_trylock(iocb: *mut c_void) -> bool;
-    /// `__sb_writers_release()` of the kiocb's file's super block, as
-    /// `kiocb_start_write()` does after taking freeze protection.
-    pub(crate) fn rust_loop_kiocb_write_handoff(iocb: *mut c_void);
     /// `memalloc_noio_save()`.
     pub(crate) fn rust_loop_memalloc_noio_save() -> c_uint;
     /// `memalloc_noio_restore(flags)`.

@@ -13,8 +13,7 @@
 //! array in place when the request has one bio; a copy of the bio_vec
 //! *descriptors* otherwise, never of the data), handed to the file's
 //! `read_iter`/`write_iter` through a kiocb in the request's PDU, with
-//! `IOCB_DIRECT` for direct I/O and `IOCB_NOWAIT` for attempts that must
-//! not block. However the file answers (at once, or later through
+//! `IOCB_DIRECT` for direct I/O. However the file answers (at once, or later through
 //! `ki_complete`), the result reaches [`DiskOps::complete`] through
 //! `blk_mq_complete_request`.
 
@@ -88,23 +87,11 @@ pub(crate) trait RwTarget {
 pub(crate) struct RwFlags {
     /// `IOCB_DIRECT`, completing asynchronously through `ki_complete`.
     pub(crate) direct: bool,
-    /// `IOCB_NOWAIT`: fail with `-EAGAIN` rather than block.
-    pub(crate) nowait: bool,
     /// `IOCB_DSYNC`: the data is stable once the write completes.
     pub(crate) dsync: bool,
 }
 
-/// The outcome of the last [`Request::read_write`] of a request.
-#[derive(Clone, Copy)]
-pub(crate) struct RwResult {
-    /// Bytes transferred, or a negative errno.
-    pub(crate) ret: i64,
-    /// It was an `IOCB_NOWAIT` attempt.
-    pub(crate) nowait: bool,
-}
-
 const PDU_WRITE: u32 = 1 << 0;
-const PDU_NOWAIT: u32 = 1 << 1;
 
 /// What the PDU of every request holds: the state of its file I/O.
 ///
@@ -263,13 +250,9 @@ impl<T: DiskOps> Request<T> {
     }
 
     /// The result of the last [`Self::read_write`], in
-    /// [`DiskOps::complete`].
-    pub(crate) fn rw_result(&self) -> RwResult {
-        let pdu = self.pdu();
-        RwResult {
-            ret: pdu.ret.load(Ordering::Acquire),
-            nowait: pdu.flags.load(Ordering::Relaxed) & PDU_NOWAIT != 0,
-        }
+    /// [`DiskOps::complete`]: bytes transferred, or a negative errno.
+    pub(crate) fn rw_result(&self) -> i64 {
+        self.pdu().ret.load(Ordering::Acquire)
     }
 
     /// Hands the request to the module's I/O workqueue ([`IoWorkQueue`]),
@@ -326,9 +309,11 @@ impl<T: DiskOps> Request<T> {
     /// covers with the request's own pages (all of them).
     ///
     /// Gives the request back when the I/O cannot start: no backing file,
-    /// or a non-blocking attempt that would block to start (freeze
-    /// protection, memory). The caller must not touch the disk's driver
-    /// state after a successful call: the request may be over already.
+    /// or no memory for the bio_vec array. May block (memory, the backing
+    /// file system's freeze protection and locks): call it only where
+    /// blocking is allowed, never from `queue_rq`. The caller must not
+    /// touch the disk's driver state after a successful call: the request
+    /// may be over already.
     pub(crate) fn read_write(self, write: bool, flags: RwFlags) -> Result<(), Self> {
         let Some((file, offset)) = self.io().target() else {
             return Err(self);
@@ -372,14 +357,13 @@ impl<T: DiskOps> Request<T> {
                 )
             }
         } else {
-            let gfp = if flags.nowait { GFP_NOWAIT } else { GFP_KERNEL };
             bvecs.clear();
-            if bvecs.reserve(nr, gfp).is_err() {
+            if bvecs.reserve(nr, GFP_KERNEL).is_err() {
                 return Err(self);
             }
             self.for_each_bvec(|bv| {
                 // Cannot fail: `nr` slots are reserved.
-                let _ = bvecs.push(bv, gfp);
+                let _ = bvecs.push(bv, GFP_KERNEL);
             });
             (bvecs.as_mut_ptr(), 0)
         };
@@ -388,9 +372,6 @@ impl<T: DiskOps> Request<T> {
         let mut ki_flags = 0;
         if flags.direct {
             ki_flags |= bindings::IOCB_DIRECT as c_int;
-        }
-        if flags.nowait {
-            ki_flags |= helpers::IOCB_NOWAIT;
         }
         if flags.dsync {
             ki_flags |= helpers::IOCB_DSYNC;
@@ -411,25 +392,13 @@ impl<T: DiskOps> Request<T> {
         }
 
         if write {
-            if flags.nowait {
-                // SAFETY: `iocb` has its file set.
-                if !unsafe { helpers::rust_loop_kiocb_start_write_trylock(iocb.cast()) } {
-                    bvecs.clear();
-                    return Err(self);
-                }
-                // SAFETY: freeze protection was just taken for `iocb`.
-                unsafe { helpers::rust_loop_kiocb_write_handoff(iocb.cast()) };
-            } else {
-                // SAFETY: `iocb` has its file set; may block.
-                unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
-            }
+            // SAFETY: `iocb` has its file set; may block.
+            unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
         }
 
         self.driver().rw_submitted(bytes, covered);
-        pdu.flags.store(
-            if write { PDU_WRITE } else { 0 } | if flags.nowait { PDU_NOWAIT } else { 0 },
-            Ordering::Relaxed,
-        );
+        pdu.flags
+            .store(if write { PDU_WRITE } else { 0 }, Ordering::Relaxed);
         pdu.ret.store(0, Ordering::Relaxed);
         pdu.refs.store(2, Ordering::Release);
 
