@@ -72,31 +72,38 @@ cleanup() {
 	LOOP_DRIVER=$1 drv_unload
 }
 
-# mawk reads a pipe in big blocks unless told to be interactive.
-awk_lines() {
-	if awk -W version 2>&1 | grep -q mawk; then awk -W interactive "$@"; else awk "$@"; fi
-}
-
-# Turn one program's kselftest output into prefixed result lines.
+# Turn one program's kselftest output into prefixed result lines. Bash,
+# not awk, so that it can read the clock without a fork: a result that
+# took RL_SLOW_CASE seconds or more (default 10) gets a "# slow:" line,
+# which is how the expensive cases are found.
 filter() {
-	local prefix=$1
-	awk_lines -v p="$prefix" '
-		/^(not )?ok / {
-			not = ($1 == "not")
-			sub(/^not /, "")
-			sub(/^ok */, "")
-			sub(/^[0-9]+ */, "")
-			sub(/^- */, "")
-			sub(/^global\./, "")
-			printf "%s - %s%s\n", not ? "not ok" : "ok", p, $0
-			fflush()
-			results++
-			next
-		}
-		/^TAP version|^1\.\.[0-9]+$/ { next }
-		/^#/ { print; fflush(); next }
-		{ print "# " $0; fflush() }
-		END { exit results ? 0 : 3 }'
+	local prefix=$1 line not results=0 now t0=$EPOCHREALTIME us
+	local slow=$((${RL_SLOW_CASE:-10} * 1000000))
+	while IFS= read -r line; do
+		case $line in
+		"ok "* | "not ok "*)
+			not=
+			[ "${line#not }" != "$line" ] && not="not " && line=${line#not }
+			line=${line#ok}
+			line=${line#"${line%%[! ]*}"}
+			line=${line#"${line%%[!0-9]*}"}
+			line=${line#"${line%%[! ]*}"}
+			line=${line#- }
+			line=${line#global.}
+			echo "${not}ok - $prefix$line"
+			results=$((results + 1))
+			now=$EPOCHREALTIME
+			us=$(((${now/./} - ${t0/./})))
+			[ "$us" -ge "$slow" ] && echo "# slow: $((us / 1000000)) s: $prefix$line"
+			t0=$now
+			;;
+		"TAP version"* | 1..[0-9]*) ;;
+		"#"*"  RUN  "*) echo "$line"; t0=$EPOCHREALTIME ;;
+		"#"*) echo "$line" ;;
+		*) echo "# $line" ;;
+		esac
+	done
+	[ "$results" -gt 0 ] || return 3
 }
 
 if [ -w /sys/kernel/debug/kmemleak ]; then
@@ -109,6 +116,7 @@ for drv in $drivers; do
 	while read -r prog path; do
 		selected "$prog" || continue
 		prefix="$name: $prog: "
+		start=$SECONDS
 		echo "# ---- $name: $prog"
 		if [ ! -x "$path" ]; then
 			echo "not ok - $prefix(program $path missing)"
@@ -133,6 +141,8 @@ for drv in $drivers; do
 			echo "not ok - ${prefix}driver unloads after the test"
 			lsmod >&2
 		fi
+		# Collected into a table by scripts/check.sh.
+		echo "# time: $name $prog $((SECONDS - start))"
 	done < <(programs)
 done
 
