@@ -102,10 +102,10 @@ static inline int drv_unload(void)
 }
 
 /*
- * Unload (retrying a while on EBUSY/EAGAIN, as a just-closed device may
- * still be in its final release) and load again with @params.
+ * Unload if loaded, retrying a while on EBUSY/EAGAIN, as a just-closed
+ * device may still be in its final release; returns 0 or -EBUSY.
  */
-static inline int drv_reload(const char *params)
+static inline int drv_unload_settled(void)
 {
 	for (int i = 0; i < 200 && drv_loaded(); i++) {
 		int ret = drv_unload();
@@ -114,9 +114,29 @@ static inline int drv_reload(const char *params)
 			break;
 		usleep(10000);
 	}
-	if (drv_loaded())
-		return -EBUSY;
-	return drv_load(params);
+	return drv_loaded() ? -EBUSY : 0;
+}
+
+/* Unload (drv_unload_settled()) and load again with @params. */
+static inline int drv_reload(const char *params)
+{
+	int ret = drv_unload_settled();
+
+	return ret ? ret : drv_load(params);
+}
+
+/*
+ * A repetition count by test tier (README.md): @quick with RL_QUICK set
+ * (make check QUICK=1), @full with RL_FULL set (make check FULL=1),
+ * @normal otherwise.
+ */
+static inline int tier_count(int quick, int normal, int full)
+{
+	if (getenv("RL_QUICK"))
+		return quick;
+	if (getenv("RL_FULL"))
+		return full;
+	return normal;
 }
 
 /* Run a shell command; returns its exit status, or -1. */

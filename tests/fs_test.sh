@@ -13,8 +13,9 @@
 #    fsck.ext4 -fn clean, detach, attach again with losetup, mount, every
 #    file's checksum intact and the tree equal to its source, fsck again.
 #
-# Sizes are kept small for the KASAN + TCG test kernel; the "# ... s" lines
-# say where the time goes.
+# Sizes are kept small for the KASAN + TCG test kernel (a quarter of them
+# in the quick tier, more in the slow one); the "# ... s" lines say where
+# the time goes.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -101,13 +102,13 @@ fio_cases() {
 	devs+=("$dev")
 	t_check "$mode: losetup sets up $mode backing I/O" dio_is "$mode" "$dev"
 	t_check "$mode: fio psync qd1 bs4k crc32c verify" \
-		fio_verify "$dev" psync 1 4k 2M
+		fio_verify "$dev" psync 1 4k "$(tier 512k 2M 16M)"
 	t_check "$mode: fio libaio qd16 bs512 crc32c verify" \
-		fio_verify "$dev" libaio 16 512 512k
+		fio_verify "$dev" libaio 16 512 "$(tier 128k 512k 4M)"
 	t_check "$mode: fio libaio qd16 bs128k crc32c verify" \
-		fio_verify "$dev" libaio 16 128k 16M
+		fio_verify "$dev" libaio 16 128k "$(tier 4M 16M 28M)"
 	t_check "$mode: fio buffered bs4k crc32c verify after cache drop" \
-		fio_buffered_verify "$dev" 2M
+		fio_buffered_verify "$dev" "$(tier 512k 2M 16M)"
 	t_check "$mode: losetup -d after fio" losetup -d "$dev"
 	rm -f "$img"
 }

@@ -53,6 +53,19 @@ t_check() {
 
 t_diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 
+# tier QUICK NORMAL FULL: the value for the test tier (README.md): QUICK
+# with RL_QUICK set (make check QUICK=1), FULL with RL_FULL set (make check
+# FULL=1), NORMAL otherwise; tests/common.h's tier_count().
+tier() {
+	if [ -n "${RL_QUICK:-}" ]; then
+		echo "$1"
+	elif [ -n "${RL_FULL:-}" ]; then
+		echo "$3"
+	else
+		echo "$2"
+	fi
+}
+
 t_done() { exit "$t_failed"; }
 
 # sysread PATH: $v = the file's first line, or <absent> (no fork).

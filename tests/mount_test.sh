@@ -10,7 +10,8 @@
 #  - `mount -o loop,ro`: a read-only loop device and file system;
 #  - `mount -o loop=/dev/loopN,offset=,sizelimit=`;
 #  - 50 parallel `mount -o loop` of 50 different 8 MiB ext4 images, then 50
-#    parallel umounts, three times: every mount and umount succeeds, each
+#    parallel umounts, three times (10 mounts twice in the quick tier,
+#    20 cycles in the slow one): every mount and umount succeeds, each
 #    mount has its own device bound to its own image with autoclear, the
 #    data written in one cycle is read back in the next, nothing is bound
 #    afterwards, and the later cycles reuse the devices of the first (no
@@ -35,9 +36,9 @@ mnt=$T_SCRATCH/mnt-mount-test
 E=$work/e.img	# 32 MiB ext4, default features (journal)
 F=$work/f.img	# ext4 of 8 MiB at offset 1 MiB
 M=$mnt/m
-NPAR=50
-CYCLES=3
-STEP_TIMEOUT=600
+NPAR=$(tier 10 50 50)
+CYCLES=$(tier 2 3 20)
+STEP_TIMEOUT=$(tier 600 600 3600)
 
 cleanup() {
 	local m
