@@ -1,20 +1,40 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: builds what is missing (chroot, test kernel, rust_loop.ko
-# for it, the C tests), boots the test kernel (KASAN, lockdep, kmemleak,
-# Rust debug assertions) in QEMU, runs tests/run.sh there and prints TAP:
-# every test case against rust_loop.ko and against loop.ko, then a last test
-# that the guest's kernel log holds no splat. The last line is
+# `make check`: builds what is missing (chroot, kernels, rust_loop.ko, the C
+# tests), runs tests/run.sh in QEMU guests and prints TAP: every test case
+# against rust_loop.ko and against loop.ko, then checks that each guest ran
+# to its end and that its kernel log holds no splat. The last line is
 # "N passed, N failed, N skipped". Exits non-zero if anything failed.
 #
+# rust_loop, the subject, runs on the test kernel (KASAN, lockdep,
+# kmemleak, Rust debug assertions). loop.ko, the oracle, runs the same
+# programs on the release kernel (the same config without sanitizers), in a
+# second guest booted side by side: it has nothing to prove about memory
+# safety, and there it costs a fraction of the time.
+#
+# Tiers (README.md):
+#   make check          both drivers, the whole suite (CI)
+#   make check QUICK=1  rust_loop only, on the test kernel, each program's
+#                       expensive repetitions cut (RL_QUICK=1 in the guest)
+#   make check FULL=1   the whole suite plus the slow tier (RL_FULL=1: long
+#                       soaks and fuzz runs)
+#
 # Environment: T="word ..." runs only the test programs whose name contains
-# a word; DRIVERS="rust" or "c" runs one driver only; CHECK_TIMEOUT (seconds,
-# default 4800) bounds the guest.
+# a word; DRIVERS="rust" or "c" runs one driver only; ORACLE_PROFILE
+# (default release) is the kernel loop.ko runs on; CHECK_TIMEOUT (seconds,
+# default 3600) bounds each guest.
 
 . "$(dirname "$0")/lib.sh"
 
 t0=$(date +%s)
+oracle_profile=${ORACLE_PROFILE:-release}
+tier=
+[ -n "${QUICK:-}" ] && tier=quick
+[ -n "${FULL:-}" ] && tier=full
+drivers=${DRIVERS:-rust c}
+[ "$tier" = quick ] && drivers=${DRIVERS:-rust}
+want() { case " $drivers " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # mawk reads a pipe in big blocks unless told to be interactive.
 awk_lines() {
@@ -22,20 +42,52 @@ awk_lines() {
 }
 "$RL_TOP/scripts/chroot.sh" >&2
 "$RL_TOP/scripts/build-kernel.sh" test >/dev/null
+if want c && [ "$oracle_profile" != test ]; then
+	"$RL_TOP/scripts/build-kernel.sh" "$oracle_profile" >/dev/null
+fi
 "$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null ||
 	rl_die "building rust_loop.ko failed"
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" ||
 	rl_die "building the tests failed"
-rl_log "built in $(($(date +%s) - t0)) s; booting the test kernel"
+rl_log "built in $(($(date +%s) - t0)) s; booting"
 
-export RL_RUN_DIR=$RL_CACHE/runs/check-$(date +%Y%m%d-%H%M%S)-$$
-mkdir -p "$RL_RUN_DIR"
-log=$RL_RUN_DIR/serial.log
-set +e
-"$RL_TOP/scripts/qemu.sh" --profile test --timeout "${CHECK_TIMEOUT:-4800}" -- \
-	"tests/run.sh -k $RL_TOP/build/test/rust_loop.ko ${DRIVERS:+-d \"$DRIVERS\"} ${T:-}" |
-	awk_lines '
-		BEGIN { print "TAP version 13"; n = 0 }
+id=check-$(date +%Y%m%d-%H%M%S)-$$
+env=
+[ "$tier" = quick ] && env="RL_QUICK=1 "
+[ "$tier" = full ] && env="RL_FULL=1 "
+# With both drivers, the loop.ko guest hands the step logs of the
+# comparing tests (tests/compare.sh) to the rust_loop guest through the
+# project directory, so the reference is not run again on the test kernel.
+ref=
+if want c && want rust; then
+	ref=$RL_TOP/build/ref-$id
+	mkdir -p "$ref"
+	env+="RL_REF_DIR=$ref "
+fi
+
+# rust_loop's programs are shared by RUST_GUESTS (default 2) guests of the
+# test kernel, which take them from one queue (tests/run.sh -q): a guest
+# runs one program at a time, mostly on one vCPU (every exec is slow under
+# KASAN and TCG), so two guests keep both of this machine's cores busy.
+queue=$RL_TOP/build/queue-$id
+rm -rf "$queue"
+mkdir -p "$queue"
+nrust=${RUST_GUESTS:-2}
+
+# boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
+# its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.
+boot() {
+	local dir=$RL_CACHE/runs/$id-$1 rc=0
+	mkdir -p "$dir"
+	RL_RUN_DIR=$dir "$RL_TOP/scripts/qemu.sh" --profile "$2" \
+		--timeout "${CHECK_TIMEOUT:-3600}" -- \
+		"${env}tests/run.sh -k $RL_TOP/build/test/rust_loop.ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
+	echo "$rc" >"$dir/rc"
+}
+
+# Number the result lines from $1 on; the totals go to the file $2.
+number() {
+	awk_lines -v n="$1" '
 		/^(not )?ok / {
 			not = ($1 == "not")
 			line = $0
@@ -52,12 +104,42 @@ set +e
 			next
 		}
 		{ print; fflush() }
-		END {
-			printf "%d %d %d %d\n", n, pass, fail, skip > "/dev/stderr"
-		}' 2>"$RL_RUN_DIR/counts"
-guest=${PIPESTATUS[0]}
-set -e
-read -r n pass fail skip <"$RL_RUN_DIR/counts"
+		END { printf "%d %d %d\n", n, pass, fail > "/dev/stderr"; print skip + 0 > "/dev/stderr" }' \
+		2>"$2"
+}
+
+echo "TAP version 13"
+n=0 pass=0 fail=0 skip=0
+# Every guest but the first rust_loop one runs in the background, its
+# output in a file; the first one's output streams.
+boots=() bg=()
+want c && boots+=(c)
+if want rust; then
+	for ((i = 2; i <= nrust; i++)); do boots+=("rust$i"); done
+fi
+for b in "${boots[@]}"; do
+	mkdir -p "$RL_CACHE/runs/$id-$b"
+	if [ "$b" = c ]; then
+		boot c "$oracle_profile" c >"$RL_CACHE/runs/$id-$b/out" 2>&1 &
+	else
+		boot "$b" test rust >"$RL_CACHE/runs/$id-$b/out" 2>&1 &
+	fi
+	bg+=($!)
+done
+if want rust; then
+	mkdir -p "$RL_CACHE/runs/$id-rust1"
+	boot rust1 test rust 2>&1 | tee "$RL_CACHE/runs/$id-rust1/out" |
+		number 0 "$RL_CACHE/runs/$id-counts"
+	{ read -r n pass fail; read -r skip; } <"$RL_CACHE/runs/$id-counts"
+	boots=(rust1 "${boots[@]}")
+fi
+[ ${#bg[@]} = 0 ] || wait "${bg[@]}"
+for b in "${boots[@]}"; do
+	[ "$b" = rust1 ] && continue
+	number "$n" "$RL_CACHE/runs/$id-counts" <"$RL_CACHE/runs/$id-$b/out"
+	{ read -r n p f; read -r s; } <"$RL_CACHE/runs/$id-counts"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done
 
 result() { # result OK|FAIL DESCRIPTION
 	n=$((n + 1))
@@ -70,33 +152,52 @@ result() { # result OK|FAIL DESCRIPTION
 	fi
 }
 
-# The guest itself must have finished: a crash or a hang is a failure even
-# when every test printed so far passed.
-# tests/run.sh exits 0 whatever the tests said (they speak in TAP); any
-# other status is the pipeline's failure (125: the guest could not reach
-# the project directory), and a run without any result is one too.
+splat='WARNING:|BUG:|Oops|KASAN|possible circular locking|possible recursive locking|inconsistent lock state|hung_task|blocked for more than|RCU stall|rcu_sched self-detected|stall on CPU|UBSAN|kernel panic|Kernel panic|refcount_t:|list_add corruption|list_del corruption|general protection fault|rust_panic|panicked at'
 ran=$n
-if [ "$guest" = 124 ]; then
-	result FAIL "guest ran to the end (it crashed or timed out; serial log $log)"
-elif [ "$guest" != 0 ]; then
-	result FAIL "guest ran to the end (its command exited with $guest; serial log $log)"
-else
-	result OK "guest ran to the end"
-fi
+for b in "${boots[@]}"; do
+	dir=$RL_CACHE/runs/$id-$b
+	log=$dir/serial.log
+	guest=$(cat "$dir/rc" 2>/dev/null || echo 124)
+	what="loop.ko guest ($oracle_profile kernel)"
+	[ "$b" = c ] || what="rust_loop guest $b (test kernel)"
+	# tests/run.sh exits 0 whatever the tests said (they speak in TAP);
+	# any other status is the pipeline's failure (124: crashed or timed
+	# out; 125: the guest could not reach the project directory).
+	if [ "$guest" = 124 ]; then
+		result FAIL "$what ran to the end (it crashed or timed out; serial log $log)"
+	elif [ "$guest" != 0 ]; then
+		result FAIL "$what ran to the end (its command exited with $guest; serial log $log)"
+	else
+		result OK "$what ran to the end"
+	fi
+	if [ -f "$log" ] && grep -Eq "$splat" "$log"; then
+		grep -En -B2 -A25 "$splat" "$log" | head -120 | sed 's/^/# /'
+		result FAIL "$what: kernel log has no splat (serial log $log)"
+	else
+		result OK "$what: kernel log has no splat"
+	fi
+done
 if [ "$ran" = 0 ]; then
 	result FAIL "the suite printed test results"
 fi
 
-splat='WARNING:|BUG:|Oops|KASAN|possible circular locking|possible recursive locking|inconsistent lock state|hung_task|blocked for more than|RCU stall|rcu_sched self-detected|stall on CPU|UBSAN|kernel panic|Kernel panic|refcount_t:|list_add corruption|list_del corruption|general protection fault|rust_panic|panicked at'
-if grep -Eq "$splat" "$log"; then
-	grep -En -B2 -A25 "$splat" "$log" | head -120 | sed 's/^/# /'
-	result FAIL "kernel log has no splat (serial log $log)"
-else
-	result OK "kernel log has no splat"
-fi
+# Where the time went: seconds per program and driver ("# time:" lines of
+# tests/run.sh).
+echo "# seconds per program (rust_loop on the test kernel, loop.ko on the $oracle_profile kernel):"
+cat "$RL_CACHE/runs/$id"-*/out 2>/dev/null | grep '^# time: ' |
+	awk '{ t[$4] += 0; v[$4, $3] = $5; tot[$3] += $5 }
+		END {
+			printf "#   %-24s %10s %10s\n", "program", "rust_loop", "loop"
+			for (p in t) printf "#   %-24s %10s %10s\n", p, v[p, "rust_loop"], v[p, "loop"] | "sort"
+			close("sort")
+			printf "#   %-24s %10s %10s\n", "total", tot["rust_loop"] + 0, tot["loop"] + 0
+		}'
 
 echo "1..$n"
-[ "$fail" = 0 ] || rl_log "serial log: $log"
+[ "$fail" = 0 ] || rl_log "serial logs: $RL_CACHE/runs/$id-*/serial.log"
+rm -f "$RL_CACHE/runs/$id-counts"
+[ -n "$ref" ] && rm -rf "$ref"
+rm -rf "$queue"
 rl_log "make check took $(($(date +%s) - t0)) s"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]

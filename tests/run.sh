@@ -7,18 +7,25 @@
 # ("ok - rust_loop: ctl_test: add_returns_index"); scripts/check.sh numbers
 # them, checks the kernel log and prints the totals.
 #
-#   tests/run.sh [-k RUST_LOOP_KO] [-d "rust c"] [FILTER...]
+#   tests/run.sh [-k RUST_LOOP_KO] [-d "rust c"] [-q QUEUE] [-l LABEL] [FILTER...]
 #
-# FILTER keeps the programs whose name contains one of the words.
+# FILTER keeps the programs whose name contains one of the words. With
+# -q, several guests share the work: a program runs in the guest that
+# first makes the directory QUEUE/DRIVER-PROGRAM (mkdir is atomic on the
+# host directory they share), so each runs once. LABEL names this guest
+# in its kmemleak result.
 
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 ko=$top/build/test/rust_loop.ko
 drivers="rust c"
-while getopts "k:d:" opt; do
+queue= label=
+while getopts "k:d:q:l:" opt; do
 	case $opt in
 	k) ko=$OPTARG ;;
 	d) drivers=$OPTARG ;;
+	q) queue=$OPTARG ;;
+	l) label=" ($OPTARG)" ;;
 	*) exit 2 ;;
 	esac
 done
@@ -31,19 +38,25 @@ bin=$top/build/tests
 
 # Test programs, in name order: the C kselftests built from tests/*_test.c
 # into build/tests, their 32-bit builds NAME-m32 listed in
-# build/tests/compat-tests (tests/Makefile), then the shell tests
-# tests/*_test.sh. One entry per line: "name path".
+# build/tests/compat-tests (tests/Makefile, with the kselftest filter
+# options that pick the cases that go through compat_ioctl), then the
+# shell tests tests/*_test.sh. One entry per line: "name path [args]".
+# With RL_QUICK the 32-bit builds are left out (they are the same
+# programs, built for i386); with RL_FULL they run whole.
 programs() {
-	local f
+	local f args
 	for f in "$top"/tests/*_test.c; do
 		[ -e "$f" ] || continue
 		f=$(basename "$f" .c)
 		echo "$f $bin/$f"
 	done
-	if [ -r "$bin/compat-tests" ]; then
-		for f in $(cat "$bin/compat-tests"); do
-			echo "$f-m32 $bin/$f-m32"
-		done
+	if [ -n "${RL_QUICK:-}" ]; then
+		:
+	elif [ -r "$bin/compat-tests" ]; then
+		while read -r f args; do
+			[ -n "${RL_FULL:-}" ] && args=
+			echo "$f-m32 $bin/$f-m32 $args"
+		done <"$bin/compat-tests"
 	else
 		echo "compat-tests $bin/compat-tests"
 	fi
@@ -113,8 +126,11 @@ fi
 for drv in $drivers; do
 	name=$(LOOP_DRIVER=$drv drv_name)
 	for d in rust c; do cleanup "$d" >/dev/null; done
-	while read -r prog path; do
+	while read -r prog path args; do
 		selected "$prog" || continue
+		if [ -n "$queue" ] && ! mkdir "$queue/$drv-$prog" 2>/dev/null; then
+			continue
+		fi
 		prefix="$name: $prog: "
 		start=$SECONDS
 		echo "# ---- $name: $prog"
@@ -130,7 +146,8 @@ for drv in $drivers; do
 		# (the 32-bit programs do it themselves, tests/common.h).
 		buf="stdbuf -oL -eL"
 		case $prog in *-m32) buf= ;; esac
-		LOOP_DRIVER=$drv timeout -k 10 1800 $buf "$path" 2>&1 | filter "$prefix"
+		# shellcheck disable=SC2086 # $args are words
+		LOOP_DRIVER=$drv timeout -k 10 1800 $buf "$path" $args 2>&1 | filter "$prefix"
 		st=("${PIPESTATUS[@]}")
 		if [ "${st[0]}" != 0 ] && [ "${st[1]}" = 3 ]; then
 			echo "not ok - $prefix(exited with status ${st[0]} before any result)"
@@ -153,10 +170,10 @@ if [ -w /sys/kernel/debug/kmemleak ] && [ -z "$filters" ]; then
 	echo scan >/sys/kernel/debug/kmemleak
 	leaks=$(cat /sys/kernel/debug/kmemleak)
 	if [ -z "$leaks" ]; then
-		echo "ok - kmemleak: no leaked objects"
+		echo "ok - kmemleak$label: no leaked objects"
 	else
 		echo "$leaks" | sed 's/^/# /' | head -200
-		echo "not ok - kmemleak: no leaked objects"
+		echo "not ok - kmemleak$label: no leaked objects"
 	fi
 fi
 exit 0
