@@ -10,15 +10,17 @@
 
 use core::{
     marker::PhantomData,
-    ptr,
-    sync::atomic::{AtomicPtr, Ordering}, //
+    ptr, //
 };
 use kernel::{
     bindings,
     ffi::c_void,
     prelude::*,
     str::CStr,
-    sync::Arc,
+    sync::{
+        atomic::{Acquire, Atomic, Full},
+        Arc,
+    },
     types::ForeignOwnable, //
 };
 
@@ -31,7 +33,7 @@ pub(crate) trait BlkdevProbe: Send + Sync + 'static {
 /// The context of the one registration with a probe, an `Arc<T>` turned
 /// into a raw pointer. Set before `__register_blkdev`, cleared after
 /// `unregister_blkdev`.
-static PROBE_CTX: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+static PROBE_CTX: Atomic<*mut c_void> = Atomic::new(ptr::null_mut());
 
 /// A registered block major.
 ///
@@ -53,7 +55,7 @@ impl<T: BlkdevProbe> BlkdevMajor<T> {
     pub(crate) fn register(major: u32, name: &'static CStr, ctx: Arc<T>) -> Result<Self> {
         let raw = ctx.into_foreign();
         if PROBE_CTX
-            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+            .cmpxchg(ptr::null_mut(), raw, Full)
             .is_err()
         {
             // SAFETY: `raw` came from `into_foreign` above and was not stored.
@@ -78,7 +80,7 @@ impl<T: BlkdevProbe> BlkdevMajor<T> {
     }
 
     fn clear_ctx() {
-        let raw = PROBE_CTX.swap(ptr::null_mut(), Ordering::AcqRel);
+        let raw = PROBE_CTX.xchg(ptr::null_mut(), Full);
         if !raw.is_null() {
             // SAFETY: a non-NULL `PROBE_CTX` came from `Arc::<T>::into_foreign`
             // and no probe runs any more (the major is not registered).
@@ -102,7 +104,7 @@ impl<T: BlkdevProbe> Drop for BlkdevMajor<T> {
 /// Called by the block layer, under `major_names_lock`, for a major that a
 /// [`BlkdevMajor<T>`] registered.
 unsafe extern "C" fn probe_trampoline<T: BlkdevProbe>(devt: bindings::dev_t) {
-    let raw = PROBE_CTX.load(Ordering::Acquire);
+    let raw = PROBE_CTX.load(Acquire);
     if raw.is_null() {
         return;
     }

@@ -35,6 +35,7 @@ use kernel::{
     fmt,
     prelude::*,
     static_lock_class,
+    str::NullTerminatedFormatter,
     sync::{Arc, ArcBorrow, Mutex, SpinLock},
     types::{ForeignOwnable, Opaque}, //
 };
@@ -217,7 +218,13 @@ impl<T: DiskOps> Disk<T> {
                         ptr::addr_of_mut!((*disk).state),
                     );
                 }
-                write_name(&mut *ptr::addr_of_mut!((*disk).disk_name).cast(), name);
+            }
+            // SAFETY: as above; `disk_name` is a byte array (`c_char` is `u8`).
+            let disk_name = unsafe { &mut (*disk).disk_name };
+            // A name that does not fit in `DISK_NAME_LEN` is cut at a
+            // formatting piece (`loop<N>` always fits: at most 14 bytes).
+            if let Some(mut w) = NullTerminatedFormatter::new(disk_name) {
+                let _ = fmt::Write::write_fmt(&mut w, name);
             }
             let state = kernel::new_spinlock!(DiskState::Allocated);
             let io_lock = kernel::new_mutex!(());
@@ -409,26 +416,6 @@ impl<T: DiskOps> IoGuard<'_, T> {
     pub(crate) fn queue(&self) -> &Queue {
         self.frozen.queue
     }
-}
-
-/// Writes `name` into a gendisk's `disk_name`, NUL-terminated, truncated.
-fn write_name(buf: &mut [u8; DISK_NAME_LEN], name: fmt::Arguments<'_>) {
-    struct W<'a>(&'a mut [u8], usize);
-    impl fmt::Write for W<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            for b in s.bytes() {
-                if self.1 + 1 < self.0.len() {
-                    self.0[self.1] = b;
-                    self.1 += 1;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut w = W(buf, 0);
-    let _ = fmt::Write::write_fmt(&mut w, name);
-    let end = w.1;
-    buf[end] = 0;
 }
 
 /// A live gendisk, borrowed for the duration of a callback or while the
@@ -925,6 +912,3 @@ pub(super) unsafe fn driver_of<'a, T: DiskOps>(
     // through a block device file is added; it is alive for `'a`.
     Some(unsafe { Vtable::<T>::driver(disk) })
 }
-
-/// The disk name buffer size (`DISK_NAME_LEN`).
-const DISK_NAME_LEN: usize = 32;

@@ -26,14 +26,16 @@ use core::{
     cell::UnsafeCell,
     marker::PhantomData,
     mem::{offset_of, MaybeUninit},
-    ptr::{self, NonNull},
-    sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, Ordering},
+    ptr::{self, NonNull}, //
 };
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong},
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        Arc,
+    },
     types::{ForeignOwnable, Opaque},
     workqueue::{Queue as WorkQueue, RawWorkItem},
 };
@@ -105,9 +107,9 @@ struct Pdu<T: DiskOps> {
     iocb: Opaque<bindings::kiocb>,
     work: Opaque<bindings::work_struct>,
     /// The submitter and `ki_complete` each drop one; the last finishes.
-    refs: AtomicU32,
-    ret: AtomicI64,
-    flags: AtomicU32,
+    refs: Atomic<u32>,
+    ret: Atomic<i64>,
+    flags: Atomic<u32>,
     /// The bio_vec descriptors of a multi-bio request, while in flight.
     bvecs: UnsafeCell<KVec<bindings::bio_vec>>,
     _p: PhantomData<T>,
@@ -252,7 +254,7 @@ impl<T: DiskOps> Request<T> {
     /// The result of the last [`Self::read_write`], in
     /// [`DiskOps::complete`]: bytes transferred, or a negative errno.
     pub(crate) fn rw_result(&self) -> i64 {
-        self.pdu().ret.load(Ordering::Acquire)
+        self.pdu().ret.load(Acquire)
     }
 
     /// Hands the request to the module's I/O workqueue ([`IoWorkQueue`]),
@@ -398,9 +400,9 @@ impl<T: DiskOps> Request<T> {
 
         self.driver().rw_submitted(bytes, covered);
         pdu.flags
-            .store(if write { PDU_WRITE } else { 0 }, Ordering::Relaxed);
-        pdu.ret.store(0, Ordering::Relaxed);
-        pdu.refs.store(2, Ordering::Release);
+            .store(if write { PDU_WRITE } else { 0 }, Relaxed);
+        pdu.ret.store(0, Relaxed);
+        pdu.refs.store(2, Release);
 
         let mut iter = MaybeUninit::<bindings::iov_iter>::uninit();
         let dir = if write {
@@ -456,7 +458,7 @@ impl<T: DiskOps> Request<T> {
     unsafe fn set_result(rq: *mut bindings::request, ret: i64) {
         // SAFETY: the PDU of an in-flight request.
         let pdu = unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>() };
-        pdu.ret.store(ret, Ordering::Release);
+        pdu.ret.store(ret, Release);
         // SAFETY: by the caller's guarantee.
         unsafe { Self::finish_ref(rq) };
     }
@@ -470,13 +472,13 @@ impl<T: DiskOps> Request<T> {
     unsafe fn finish_ref(rq: *mut bindings::request) {
         // SAFETY: the PDU of an in-flight request.
         let pdu = unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<T>>() };
-        if pdu.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        if pdu.refs.fetch_sub(1, Full) != 1 {
             return;
         }
         // SAFETY: the last reference: nothing else uses the PDU's I/O state.
         unsafe {
             (*pdu.bvecs.get()).clear();
-            if pdu.flags.load(Ordering::Relaxed) & PDU_WRITE != 0 {
+            if pdu.flags.load(Relaxed) & PDU_WRITE != 0 {
                 helpers::rust_loop_kiocb_end_write(pdu.iocb.get().cast());
             }
             bindings::blk_mq_complete_request(rq);
@@ -620,9 +622,9 @@ pub(super) unsafe extern "C" fn init_request_callback<T: DiskOps>(
             c"rust_loop_request_work".as_char_ptr(),
             kernel::static_lock_class!().as_ptr(),
         );
-        ptr::addr_of_mut!((*pdu).refs).write(AtomicU32::new(0));
-        ptr::addr_of_mut!((*pdu).ret).write(AtomicI64::new(0));
-        ptr::addr_of_mut!((*pdu).flags).write(AtomicU32::new(0));
+        ptr::addr_of_mut!((*pdu).refs).write(Atomic::new(0));
+        ptr::addr_of_mut!((*pdu).ret).write(Atomic::new(0));
+        ptr::addr_of_mut!((*pdu).flags).write(Atomic::new(0));
         ptr::addr_of_mut!((*pdu).bvecs).write(UnsafeCell::new(KVec::new()));
         ptr::addr_of_mut!((*pdu)._p).write(PhantomData);
     }
@@ -660,7 +662,7 @@ pub(super) const fn pdu_size<T: DiskOps>() -> usize {
 /// `IO_WQ` holds the workqueue allocated by the one live instance, or NULL.
 pub(crate) struct IoWorkQueue(());
 
-static IO_WQ: AtomicPtr<bindings::workqueue_struct> = AtomicPtr::new(ptr::null_mut());
+static IO_WQ: Atomic<*mut bindings::workqueue_struct> = Atomic::new(ptr::null_mut());
 
 impl IoWorkQueue {
     /// Allocates the workqueue, named `name`.
@@ -674,7 +676,7 @@ impl IoWorkQueue {
             return Err(ENOMEM);
         }
         if IO_WQ
-            .compare_exchange(ptr::null_mut(), wq, Ordering::AcqRel, Ordering::Acquire)
+            .cmpxchg(ptr::null_mut(), wq, Full)
             .is_err()
         {
             // SAFETY: just allocated, never published.
@@ -686,7 +688,7 @@ impl IoWorkQueue {
     }
 
     fn get() -> Option<&'static WorkQueue> {
-        let wq = IO_WQ.load(Ordering::Acquire);
+        let wq = IO_WQ.load(Acquire);
         // SAFETY: a published workqueue lives until `drop`, which happens
         // only after every disk (and so every request) is gone.
         (!wq.is_null()).then(|| unsafe { WorkQueue::from_raw(wq) })
@@ -695,7 +697,7 @@ impl IoWorkQueue {
 
 impl Drop for IoWorkQueue {
     fn drop(&mut self) {
-        let wq = IO_WQ.swap(ptr::null_mut(), Ordering::AcqRel);
+        let wq = IO_WQ.xchg(ptr::null_mut(), Full);
         // SAFETY: allocated by `new`; no request can be deferred any more;
         // destroying drains what is queued and waits for running items.
         unsafe { bindings::destroy_workqueue(wq) };
