@@ -1364,10 +1364,6 @@ impl DiskOps for LoopDevice {
     fn work(rq: Request<Self>) {
         rust_loop_io::work(rq);
     }
-
-    fn rw_submitted(&self, bytes: u32, zero_copy: u32) {
-        rust_loop_io::rw_submitted(self, bytes, zero_copy);
-    }
 }
 
 impl DiskAttrs for LoopDevice {

@@ -89,9 +89,6 @@ pub(crate) struct Stats {
     write_zeroes: Atomic<u64>,
     bytes_read: Atomic<u64>,
     bytes_written: Atomic<u64>,
-    /// Bytes of reads and writes not covered by the request's own pages:
-    /// what a bounce buffer would have copied. Stays 0.
-    bytes_copied: Atomic<u64>,
 }
 
 impl Stats {
@@ -104,7 +101,6 @@ impl Stats {
             write_zeroes: Atomic::new(0),
             bytes_read: Atomic::new(0),
             bytes_written: Atomic::new(0),
-            bytes_copied: Atomic::new(0),
         }
     }
 }
@@ -120,7 +116,6 @@ impl fmt::Debug for Stats {
             ("write_zeroes", &self.write_zeroes),
             ("bytes_read", &self.bytes_read),
             ("bytes_written", &self.bytes_written),
-            ("bytes_copied", &self.bytes_copied),
         ];
         for (name, v) in lines {
             writeln!(f, "{} {}", name, v.load(Relaxed))?;
@@ -151,23 +146,8 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::Flush => stats.flushes.add(1, Relaxed),
         Op::Discard => stats.discards.add(1, Relaxed),
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
-        // do_req_filebacked() warns once and fails anything else.
-        Op::Other => {
-            kernel::pr_warn_once!("unexpected request operation\n");
-            rq.end(Status::IOERR);
-            return;
-        }
     }
     rq.defer();
-}
-
-/// The accounting of a read or write handed to the backing file.
-pub(crate) fn rw_submitted(lo: &LoopDevice, bytes: u32, zero_copy: u32) {
-    if bytes != zero_copy {
-        lo.stats()
-            .bytes_copied
-            .add(u64::from(bytes.abs_diff(zero_copy)), Relaxed);
-    }
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).
@@ -203,7 +183,6 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
         // Zeroes that must stay allocated, or holes.
         Op::WriteZeroes if rq.nounmap() => fallocate(&rq, helpers::FALLOC_FL_ZERO_RANGE),
         Op::WriteZeroes | Op::Discard => fallocate(&rq, helpers::FALLOC_FL_PUNCH_HOLE),
-        Op::Other => Status::IOERR,
     };
     rq.end(status);
 }

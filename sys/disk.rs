@@ -92,10 +92,6 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
 
     /// A request deferred by [`Request::defer`], in process context.
     fn work(rq: Request<Self>);
-
-    /// A read or write of `bytes` bytes is being handed to the backing
-    /// file; `zero_copy` of them are the request's own pages.
-    fn rw_submitted(&self, bytes: u32, zero_copy: u32);
 }
 
 /// How a [`Disk`] is built.

@@ -59,7 +59,8 @@ impl Status {
     }
 }
 
-/// The operation of a request (`req_op()`).
+/// The operation of a request (`req_op()`): a loop device's queue sees
+/// only these; `queue_rq` fails anything else before the driver sees it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Op {
     /// `REQ_OP_READ`.
@@ -72,8 +73,6 @@ pub(crate) enum Op {
     Discard,
     /// `REQ_OP_WRITE_ZEROES`.
     WriteZeroes,
-    /// Anything else.
-    Other,
 }
 
 /// Where the reads and writes of a disk go: implemented by its data-path
@@ -122,8 +121,9 @@ struct Pdu<T: DiskOps> {
 /// `rq` is a started request of a disk of `T`, owned by the driver: the
 /// block layer does not touch it until the driver ends, completes or
 /// requeues it, which consumes this value. Its PDU holds an initialized
-/// `Pdu<T>`. While it exists, the request holds the queue's usage
-/// counter, so the queue cannot be frozen.
+/// `Pdu<T>`. Its operation is one of [`Op`]'s. While it exists, the
+/// request holds the queue's usage counter, so the queue cannot be
+/// frozen.
 pub(crate) struct Request<T: DiskOps> {
     rq: NonNull<bindings::request>,
     _p: PhantomData<T>,
@@ -178,15 +178,27 @@ impl<T: DiskOps> Request<T> {
 
     /// Its operation.
     pub(crate) fn op(&self) -> Op {
-        // SAFETY: a valid request; `req_op()` masks `cmd_flags`.
-        let flags = unsafe { (*self.raw()).cmd_flags };
+        // SAFETY: a valid request. By the type invariant its operation is
+        // one of `Op`'s: the fallback is never taken.
+        unsafe { Self::decode_op(self.raw()) }.unwrap_or(Op::Read)
+    }
+
+    /// The operation of `rq`, if it is one of [`Op`]'s.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a valid request.
+    unsafe fn decode_op(rq: *const bindings::request) -> Option<Op> {
+        // SAFETY: valid by the caller's guarantee; `req_op()` masks
+        // `cmd_flags`.
+        let flags = unsafe { (*rq).cmd_flags };
         match flags & ((1 << bindings::REQ_OP_BITS) - 1) {
-            bindings::req_op_REQ_OP_READ => Op::Read,
-            bindings::req_op_REQ_OP_WRITE => Op::Write,
-            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
-            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
-            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
-            _ => Op::Other,
+            bindings::req_op_REQ_OP_READ => Some(Op::Read),
+            bindings::req_op_REQ_OP_WRITE => Some(Op::Write),
+            bindings::req_op_REQ_OP_FLUSH => Some(Op::Flush),
+            bindings::req_op_REQ_OP_DISCARD => Some(Op::Discard),
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Some(Op::WriteZeroes),
+            _ => None,
         }
     }
 
@@ -306,9 +318,7 @@ impl<T: DiskOps> Request<T> {
     /// Reads (`write == false`) or writes the request's data from or to
     /// the disk's backing file ([`RwTarget`]), straight from and into the
     /// request's pages. The outcome arrives at [`DiskOps::complete`] (see
-    /// [`Self::rw_result`]). Before the request is handed to the file,
-    /// [`DiskOps::rw_submitted`] learns how many of its bytes the iov_iter
-    /// covers with the request's own pages (all of them).
+    /// [`Self::rw_result`]).
     ///
     /// Gives the request back when the I/O cannot start: no backing file,
     /// or no memory for the bio_vec array. May block (memory, the backing
@@ -333,7 +343,6 @@ impl<T: DiskOps> Request<T> {
         let noio = NoIo::enter();
         let pdu = self.pdu();
         let rq = self.raw();
-        let bytes = self.bytes();
 
         let mut nr: usize = 0;
         let mut covered: u32 = 0;
@@ -398,7 +407,6 @@ impl<T: DiskOps> Request<T> {
             unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
         }
 
-        self.driver().rw_submitted(bytes, covered);
         pdu.flags
             .store(if write { PDU_WRITE } else { 0 }, Relaxed);
         pdu.ret.store(0, Relaxed);
@@ -579,7 +587,16 @@ pub(super) unsafe extern "C" fn queue_rq_callback<T: DiskOps>(
     let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
     // SAFETY: a valid request owned by the driver from now on.
     unsafe { bindings::blk_mq_start_request(rq) };
-    // SAFETY: started and owned, with a PDU set up by `init_request`.
+    // SAFETY: a valid request.
+    if unsafe { Request::<T>::decode_op(rq) }.is_none() {
+        // As `do_req_filebacked()`: warn once and fail anything else.
+        kernel::pr_warn_once!("unexpected request operation\n");
+        // SAFETY: a started request, handed back exactly once.
+        unsafe { bindings::blk_mq_end_request(rq, helpers::BLK_STS_IOERR) };
+        return bindings::BLK_STS_OK as bindings::blk_status_t;
+    }
+    // SAFETY: started and owned, with a PDU set up by `init_request` and
+    // an operation of `Op`'s (checked above).
     let rq = unsafe { Request::<T>::from_raw(rq) };
     let this: *const T = rq.driver();
     // SAFETY: the driver state outlives the request (see `driver`).
