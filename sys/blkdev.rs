@@ -54,10 +54,7 @@ impl<T: BlkdevProbe> BlkdevMajor<T> {
     /// `EBUSY` if this module already registered a major with a probe.
     pub(crate) fn register(major: u32, name: &'static CStr, ctx: Arc<T>) -> Result<Self> {
         let raw = ctx.into_foreign();
-        if PROBE_CTX
-            .cmpxchg(ptr::null_mut(), raw, Full)
-            .is_err()
-        {
+        if PROBE_CTX.cmpxchg(ptr::null_mut(), raw, Full).is_err() {
             // SAFETY: `raw` came from `into_foreign` above and was not stored.
             drop(unsafe { Arc::<T>::from_foreign(raw) });
             return Err(EBUSY);

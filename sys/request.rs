@@ -407,8 +407,7 @@ impl<T: DiskOps> Request<T> {
             unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
         }
 
-        pdu.flags
-            .store(if write { PDU_WRITE } else { 0 }, Relaxed);
+        pdu.flags.store(if write { PDU_WRITE } else { 0 }, Relaxed);
         pdu.ret.store(0, Relaxed);
         pdu.refs.store(2, Release);
 
@@ -692,10 +691,7 @@ impl IoWorkQueue {
         if wq.is_null() {
             return Err(ENOMEM);
         }
-        if IO_WQ
-            .cmpxchg(ptr::null_mut(), wq, Full)
-            .is_err()
-        {
+        if IO_WQ.cmpxchg(ptr::null_mut(), wq, Full).is_err() {
             // SAFETY: just allocated, never published.
             unsafe { bindings::destroy_workqueue(wq) };
             return Err(EBUSY);
