@@ -2,16 +2,18 @@
 /*
  * rust_loop: one-line wrappers of static inline kernel functions for the
  * Rust side (see include/rust_loop_helpers.h), in the manner of the
- * kernel's rust/helpers/, and build-time checks of the macro values that
- * the Rust side mirrors.
+ * kernel's rust/helpers/, and build-time checks of the macro values and
+ * the loop UAPI layouts that the Rust side mirrors.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/build_bug.h>
+#include <linux/compat.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
+#include <uapi/linux/loop.h>
 
 #include "rust_loop_helpers.h"
 
@@ -32,6 +34,78 @@ static_assert(RUST_LOOP_REQ_NOUNMAP == (__force unsigned int)REQ_NOUNMAP);
 static_assert(RUST_LOOP_BLK_FEAT_WRITE_CACHE == (__force unsigned int)BLK_FEAT_WRITE_CACHE);
 static_assert(RUST_LOOP_BLK_STS_NOTSUPP == (__force int)BLK_STS_NOTSUPP);
 static_assert(RUST_LOOP_BLK_STS_IOERR == (__force int)BLK_STS_IOERR);
+
+/* The loop UAPI layouts that sys/uapi.rs assumes. */
+#define CHECK_SIZE(S, type) static_assert(RUST_LOOP_##S##_SIZE == sizeof(struct type))
+#define CHECK_OFF(S, type, F, f) static_assert(RUST_LOOP_##S##_OFF_##F == offsetof(struct type, f))
+
+CHECK_SIZE(LOOP_INFO, loop_info);
+CHECK_OFF(LOOP_INFO, loop_info, LO_NUMBER, lo_number);
+CHECK_OFF(LOOP_INFO, loop_info, LO_DEVICE, lo_device);
+CHECK_OFF(LOOP_INFO, loop_info, LO_INODE, lo_inode);
+CHECK_OFF(LOOP_INFO, loop_info, LO_RDEVICE, lo_rdevice);
+CHECK_OFF(LOOP_INFO, loop_info, LO_OFFSET, lo_offset);
+CHECK_OFF(LOOP_INFO, loop_info, LO_ENCRYPT_TYPE, lo_encrypt_type);
+CHECK_OFF(LOOP_INFO, loop_info, LO_ENCRYPT_KEY_SIZE, lo_encrypt_key_size);
+CHECK_OFF(LOOP_INFO, loop_info, LO_FLAGS, lo_flags);
+CHECK_OFF(LOOP_INFO, loop_info, LO_NAME, lo_name);
+CHECK_OFF(LOOP_INFO, loop_info, LO_ENCRYPT_KEY, lo_encrypt_key);
+CHECK_OFF(LOOP_INFO, loop_info, LO_INIT, lo_init);
+CHECK_OFF(LOOP_INFO, loop_info, RESERVED, reserved);
+CHECK_SIZE(LOOP_INFO64, loop_info64);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_DEVICE, lo_device);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_INODE, lo_inode);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_RDEVICE, lo_rdevice);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_OFFSET, lo_offset);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_SIZELIMIT, lo_sizelimit);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_NUMBER, lo_number);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_ENCRYPT_TYPE, lo_encrypt_type);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_ENCRYPT_KEY_SIZE, lo_encrypt_key_size);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_FLAGS, lo_flags);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_FILE_NAME, lo_file_name);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_CRYPT_NAME, lo_crypt_name);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_ENCRYPT_KEY, lo_encrypt_key);
+CHECK_OFF(LOOP_INFO64, loop_info64, LO_INIT, lo_init);
+CHECK_SIZE(LOOP_CONFIG, loop_config);
+CHECK_OFF(LOOP_CONFIG, loop_config, FD, fd);
+CHECK_OFF(LOOP_CONFIG, loop_config, BLOCK_SIZE, block_size);
+CHECK_OFF(LOOP_CONFIG, loop_config, INFO, info);
+CHECK_OFF(LOOP_CONFIG, loop_config, RESERVED, __reserved);
+
+#ifdef CONFIG_COMPAT
+/* loop.c's struct compat_loop_info (32-bit user space's struct loop_info). */
+struct rust_loop_compat_loop_info {
+	compat_int_t	lo_number;
+	compat_dev_t	lo_device;
+	compat_ulong_t	lo_inode;
+	compat_dev_t	lo_rdevice;
+	compat_int_t	lo_offset;
+	compat_int_t	lo_encrypt_type;
+	compat_int_t	lo_encrypt_key_size;
+	compat_int_t	lo_flags;
+	char		lo_name[LO_NAME_SIZE];
+	unsigned char	lo_encrypt_key[LO_KEY_SIZE];
+	compat_ulong_t	lo_init[2];
+	char		reserved[4];
+};
+
+CHECK_SIZE(COMPAT_LOOP_INFO, rust_loop_compat_loop_info);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_NUMBER, lo_number);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_DEVICE, lo_device);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_INODE, lo_inode);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_RDEVICE, lo_rdevice);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_OFFSET, lo_offset);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_ENCRYPT_TYPE, lo_encrypt_type);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_ENCRYPT_KEY_SIZE, lo_encrypt_key_size);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_FLAGS, lo_flags);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_NAME, lo_name);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_ENCRYPT_KEY, lo_encrypt_key);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, LO_INIT, lo_init);
+CHECK_OFF(COMPAT_LOOP_INFO, rust_loop_compat_loop_info, RESERVED, reserved);
+#endif
+
+#undef CHECK_OFF
+#undef CHECK_SIZE
 
 void rust_loop_queue_limits_start_update(struct request_queue *q,
 					 struct queue_limits *lim)

@@ -31,6 +31,65 @@
 #define RUST_LOOP_BLK_STS_NOTSUPP	1
 #define RUST_LOOP_BLK_STS_IOERR		10
 
+/*
+ * The layouts of the loop UAPI structures as sys/uapi.rs spells them out
+ * (x86-64, and compat_loop_info of 32-bit x86 user space). The helper
+ * object checks them against the kernel's own structures, and the Rust side
+ * checks its structures against the same values (sys/helpers.rs), so a port
+ * to an architecture with other layouts fails to build instead of reading
+ * the wrong fields in LOOP_{SET,GET}_STATUS. compat_loop_info is private to
+ * loop.c: rust_loop_helpers.c repeats its definition.
+ */
+/* struct loop_info */
+#define RUST_LOOP_LOOP_INFO_SIZE			168
+#define RUST_LOOP_LOOP_INFO_OFF_LO_NUMBER		0
+#define RUST_LOOP_LOOP_INFO_OFF_LO_DEVICE		8
+#define RUST_LOOP_LOOP_INFO_OFF_LO_INODE		16
+#define RUST_LOOP_LOOP_INFO_OFF_LO_RDEVICE		24
+#define RUST_LOOP_LOOP_INFO_OFF_LO_OFFSET		32
+#define RUST_LOOP_LOOP_INFO_OFF_LO_ENCRYPT_TYPE		36
+#define RUST_LOOP_LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE	40
+#define RUST_LOOP_LOOP_INFO_OFF_LO_FLAGS		44
+#define RUST_LOOP_LOOP_INFO_OFF_LO_NAME			48
+#define RUST_LOOP_LOOP_INFO_OFF_LO_ENCRYPT_KEY		112
+#define RUST_LOOP_LOOP_INFO_OFF_LO_INIT			144
+#define RUST_LOOP_LOOP_INFO_OFF_RESERVED		160
+/* struct loop_info64 */
+#define RUST_LOOP_LOOP_INFO64_SIZE			232
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_DEVICE		0
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_INODE		8
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_RDEVICE		16
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_OFFSET		24
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_SIZELIMIT		32
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_NUMBER		40
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_ENCRYPT_TYPE	44
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_ENCRYPT_KEY_SIZE	48
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_FLAGS		52
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_FILE_NAME		56
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_CRYPT_NAME		120
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_ENCRYPT_KEY	184
+#define RUST_LOOP_LOOP_INFO64_OFF_LO_INIT		216
+/* struct loop_config */
+#define RUST_LOOP_LOOP_CONFIG_SIZE			304
+#define RUST_LOOP_LOOP_CONFIG_OFF_FD			0
+#define RUST_LOOP_LOOP_CONFIG_OFF_BLOCK_SIZE		4
+#define RUST_LOOP_LOOP_CONFIG_OFF_INFO			8
+#define RUST_LOOP_LOOP_CONFIG_OFF_RESERVED		240
+/* struct compat_loop_info */
+#define RUST_LOOP_COMPAT_LOOP_INFO_SIZE			140
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_NUMBER	0
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_DEVICE	4
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_INODE		8
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_RDEVICE	12
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_OFFSET	16
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_TYPE	20
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE	24
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_FLAGS		28
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_NAME		32
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY	96
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_LO_INIT		128
+#define RUST_LOOP_COMPAT_LOOP_INFO_OFF_RESERVED		136
+
 struct request_queue;
 struct queue_limits;
 struct kiocb;

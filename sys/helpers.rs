@@ -3,7 +3,8 @@
 //! Declarations of the C wrappers in `rust_loop_helpers.c` (one-line calls
 //! of static inline kernel functions), and the kernel macro values that
 //! bindgen cannot see; `rust_loop_helpers.c` checks each value against the
-//! kernel's definition at build time (`include/rust_loop_helpers.h`).
+//! kernel's definition at build time (`include/rust_loop_helpers.h`), as
+//! it does the sizes and field offsets of the loop UAPI structures.
 
 use kernel::ffi::{c_uint, c_void};
 
@@ -37,6 +38,104 @@ pub(crate) const BLK_FEAT_WRITE_CACHE: u32 = 1 << 0;
 pub(crate) const BLK_STS_NOTSUPP: u8 = 1;
 /// `BLK_STS_IOERR`.
 pub(crate) const BLK_STS_IOERR: u8 = 10;
+
+/// The loop UAPI layouts that `sys/uapi.rs` spells out: checked against
+/// the kernel's structures by `rust_loop_helpers.c`, and against
+/// `sys/uapi.rs` by its layout assertions, their only readers (`const _`
+/// items do not count as uses for the `dead_code` lint).
+#[allow(dead_code)]
+pub(crate) mod layout {
+    /// `sizeof(struct loop_info)`.
+    pub(crate) const LOOP_INFO_SIZE: usize = 168;
+    /// `offsetof(struct loop_info, lo_number)`.
+    pub(crate) const LOOP_INFO_OFF_LO_NUMBER: usize = 0;
+    /// `offsetof(struct loop_info, lo_device)`.
+    pub(crate) const LOOP_INFO_OFF_LO_DEVICE: usize = 8;
+    /// `offsetof(struct loop_info, lo_inode)`.
+    pub(crate) const LOOP_INFO_OFF_LO_INODE: usize = 16;
+    /// `offsetof(struct loop_info, lo_rdevice)`.
+    pub(crate) const LOOP_INFO_OFF_LO_RDEVICE: usize = 24;
+    /// `offsetof(struct loop_info, lo_offset)`.
+    pub(crate) const LOOP_INFO_OFF_LO_OFFSET: usize = 32;
+    /// `offsetof(struct loop_info, lo_encrypt_type)`.
+    pub(crate) const LOOP_INFO_OFF_LO_ENCRYPT_TYPE: usize = 36;
+    /// `offsetof(struct loop_info, lo_encrypt_key_size)`.
+    pub(crate) const LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE: usize = 40;
+    /// `offsetof(struct loop_info, lo_flags)`.
+    pub(crate) const LOOP_INFO_OFF_LO_FLAGS: usize = 44;
+    /// `offsetof(struct loop_info, lo_name)`.
+    pub(crate) const LOOP_INFO_OFF_LO_NAME: usize = 48;
+    /// `offsetof(struct loop_info, lo_encrypt_key)`.
+    pub(crate) const LOOP_INFO_OFF_LO_ENCRYPT_KEY: usize = 112;
+    /// `offsetof(struct loop_info, lo_init)`.
+    pub(crate) const LOOP_INFO_OFF_LO_INIT: usize = 144;
+    /// `offsetof(struct loop_info, reserved)`.
+    pub(crate) const LOOP_INFO_OFF_RESERVED: usize = 160;
+    /// `sizeof(struct loop_info64)`.
+    pub(crate) const LOOP_INFO64_SIZE: usize = 232;
+    /// `offsetof(struct loop_info64, lo_device)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_DEVICE: usize = 0;
+    /// `offsetof(struct loop_info64, lo_inode)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_INODE: usize = 8;
+    /// `offsetof(struct loop_info64, lo_rdevice)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_RDEVICE: usize = 16;
+    /// `offsetof(struct loop_info64, lo_offset)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_OFFSET: usize = 24;
+    /// `offsetof(struct loop_info64, lo_sizelimit)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_SIZELIMIT: usize = 32;
+    /// `offsetof(struct loop_info64, lo_number)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_NUMBER: usize = 40;
+    /// `offsetof(struct loop_info64, lo_encrypt_type)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_ENCRYPT_TYPE: usize = 44;
+    /// `offsetof(struct loop_info64, lo_encrypt_key_size)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_ENCRYPT_KEY_SIZE: usize = 48;
+    /// `offsetof(struct loop_info64, lo_flags)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_FLAGS: usize = 52;
+    /// `offsetof(struct loop_info64, lo_file_name)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_FILE_NAME: usize = 56;
+    /// `offsetof(struct loop_info64, lo_crypt_name)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_CRYPT_NAME: usize = 120;
+    /// `offsetof(struct loop_info64, lo_encrypt_key)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_ENCRYPT_KEY: usize = 184;
+    /// `offsetof(struct loop_info64, lo_init)`.
+    pub(crate) const LOOP_INFO64_OFF_LO_INIT: usize = 216;
+    /// `sizeof(struct loop_config)`.
+    pub(crate) const LOOP_CONFIG_SIZE: usize = 304;
+    /// `offsetof(struct loop_config, fd)`.
+    pub(crate) const LOOP_CONFIG_OFF_FD: usize = 0;
+    /// `offsetof(struct loop_config, block_size)`.
+    pub(crate) const LOOP_CONFIG_OFF_BLOCK_SIZE: usize = 4;
+    /// `offsetof(struct loop_config, info)`.
+    pub(crate) const LOOP_CONFIG_OFF_INFO: usize = 8;
+    /// `offsetof(struct loop_config, __reserved)`.
+    pub(crate) const LOOP_CONFIG_OFF_RESERVED: usize = 240;
+    /// `sizeof(struct compat_loop_info)`.
+    pub(crate) const COMPAT_LOOP_INFO_SIZE: usize = 140;
+    /// `offsetof(struct compat_loop_info, lo_number)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_NUMBER: usize = 0;
+    /// `offsetof(struct compat_loop_info, lo_device)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_DEVICE: usize = 4;
+    /// `offsetof(struct compat_loop_info, lo_inode)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_INODE: usize = 8;
+    /// `offsetof(struct compat_loop_info, lo_rdevice)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_RDEVICE: usize = 12;
+    /// `offsetof(struct compat_loop_info, lo_offset)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_OFFSET: usize = 16;
+    /// `offsetof(struct compat_loop_info, lo_encrypt_type)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_TYPE: usize = 20;
+    /// `offsetof(struct compat_loop_info, lo_encrypt_key_size)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE: usize = 24;
+    /// `offsetof(struct compat_loop_info, lo_flags)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_FLAGS: usize = 28;
+    /// `offsetof(struct compat_loop_info, lo_name)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_NAME: usize = 32;
+    /// `offsetof(struct compat_loop_info, lo_encrypt_key)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY: usize = 96;
+    /// `offsetof(struct compat_loop_info, lo_init)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_LO_INIT: usize = 128;
+    /// `offsetof(struct compat_loop_info, reserved)`.
+    pub(crate) const COMPAT_LOOP_INFO_OFF_RESERVED: usize = 136;
+}
 
 extern "C" {
     /// `*lim = queue_limits_start_update(q)`: locks `q->limits_lock`.

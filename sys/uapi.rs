@@ -7,6 +7,8 @@
 //! The structures spell out every padding byte as a field, so that they can
 //! be copied to user space as plain bytes without leaking kernel memory.
 
+use super::helpers::layout;
+use core::mem::{offset_of, size_of};
 use kernel::transmute::{
     AsBytes,
     FromBytes, //
@@ -142,11 +144,65 @@ pub(crate) struct CompatLoopInfo {
     pub(crate) reserved: [u8; 4],
 }
 
+// The layouts above are those of x86-64 (and of 32-bit x86 user space for
+// `CompatLoopInfo`). `rust_loop_helpers.c` checks the same sizes and
+// offsets against the kernel's own structures, so on an architecture with
+// other layouts the module fails to build.
 const _: () = {
-    assert!(core::mem::size_of::<LoopInfo64>() == 232);
-    assert!(core::mem::size_of::<LoopConfig>() == 304);
-    assert!(core::mem::size_of::<LoopInfo>() == 168);
-    assert!(core::mem::size_of::<CompatLoopInfo>() == 140);
+    assert!(size_of::<LoopInfo>() == layout::LOOP_INFO_SIZE);
+    assert!(offset_of!(LoopInfo, lo_number) == layout::LOOP_INFO_OFF_LO_NUMBER);
+    assert!(offset_of!(LoopInfo, lo_device) == layout::LOOP_INFO_OFF_LO_DEVICE);
+    assert!(offset_of!(LoopInfo, lo_inode) == layout::LOOP_INFO_OFF_LO_INODE);
+    assert!(offset_of!(LoopInfo, lo_rdevice) == layout::LOOP_INFO_OFF_LO_RDEVICE);
+    assert!(offset_of!(LoopInfo, lo_offset) == layout::LOOP_INFO_OFF_LO_OFFSET);
+    assert!(offset_of!(LoopInfo, lo_encrypt_type) == layout::LOOP_INFO_OFF_LO_ENCRYPT_TYPE);
+    assert!(offset_of!(LoopInfo, lo_encrypt_key_size) == layout::LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE);
+    assert!(offset_of!(LoopInfo, lo_flags) == layout::LOOP_INFO_OFF_LO_FLAGS);
+    assert!(offset_of!(LoopInfo, lo_name) == layout::LOOP_INFO_OFF_LO_NAME);
+    assert!(offset_of!(LoopInfo, lo_encrypt_key) == layout::LOOP_INFO_OFF_LO_ENCRYPT_KEY);
+    assert!(offset_of!(LoopInfo, lo_init) == layout::LOOP_INFO_OFF_LO_INIT);
+    assert!(offset_of!(LoopInfo, reserved) == layout::LOOP_INFO_OFF_RESERVED);
+    assert!(size_of::<LoopInfo64>() == layout::LOOP_INFO64_SIZE);
+    assert!(offset_of!(LoopInfo64, lo_device) == layout::LOOP_INFO64_OFF_LO_DEVICE);
+    assert!(offset_of!(LoopInfo64, lo_inode) == layout::LOOP_INFO64_OFF_LO_INODE);
+    assert!(offset_of!(LoopInfo64, lo_rdevice) == layout::LOOP_INFO64_OFF_LO_RDEVICE);
+    assert!(offset_of!(LoopInfo64, lo_offset) == layout::LOOP_INFO64_OFF_LO_OFFSET);
+    assert!(offset_of!(LoopInfo64, lo_sizelimit) == layout::LOOP_INFO64_OFF_LO_SIZELIMIT);
+    assert!(offset_of!(LoopInfo64, lo_number) == layout::LOOP_INFO64_OFF_LO_NUMBER);
+    assert!(offset_of!(LoopInfo64, lo_encrypt_type) == layout::LOOP_INFO64_OFF_LO_ENCRYPT_TYPE);
+    assert!(
+        offset_of!(LoopInfo64, lo_encrypt_key_size) == layout::LOOP_INFO64_OFF_LO_ENCRYPT_KEY_SIZE
+    );
+    assert!(offset_of!(LoopInfo64, lo_flags) == layout::LOOP_INFO64_OFF_LO_FLAGS);
+    assert!(offset_of!(LoopInfo64, lo_file_name) == layout::LOOP_INFO64_OFF_LO_FILE_NAME);
+    assert!(offset_of!(LoopInfo64, lo_crypt_name) == layout::LOOP_INFO64_OFF_LO_CRYPT_NAME);
+    assert!(offset_of!(LoopInfo64, lo_encrypt_key) == layout::LOOP_INFO64_OFF_LO_ENCRYPT_KEY);
+    assert!(offset_of!(LoopInfo64, lo_init) == layout::LOOP_INFO64_OFF_LO_INIT);
+    assert!(size_of::<LoopConfig>() == layout::LOOP_CONFIG_SIZE);
+    assert!(offset_of!(LoopConfig, fd) == layout::LOOP_CONFIG_OFF_FD);
+    assert!(offset_of!(LoopConfig, block_size) == layout::LOOP_CONFIG_OFF_BLOCK_SIZE);
+    assert!(offset_of!(LoopConfig, info) == layout::LOOP_CONFIG_OFF_INFO);
+    assert!(offset_of!(LoopConfig, reserved) == layout::LOOP_CONFIG_OFF_RESERVED);
+    assert!(size_of::<CompatLoopInfo>() == layout::COMPAT_LOOP_INFO_SIZE);
+    assert!(offset_of!(CompatLoopInfo, lo_number) == layout::COMPAT_LOOP_INFO_OFF_LO_NUMBER);
+    assert!(offset_of!(CompatLoopInfo, lo_device) == layout::COMPAT_LOOP_INFO_OFF_LO_DEVICE);
+    assert!(offset_of!(CompatLoopInfo, lo_inode) == layout::COMPAT_LOOP_INFO_OFF_LO_INODE);
+    assert!(offset_of!(CompatLoopInfo, lo_rdevice) == layout::COMPAT_LOOP_INFO_OFF_LO_RDEVICE);
+    assert!(offset_of!(CompatLoopInfo, lo_offset) == layout::COMPAT_LOOP_INFO_OFF_LO_OFFSET);
+    assert!(
+        offset_of!(CompatLoopInfo, lo_encrypt_type) == layout::COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_TYPE
+    );
+    assert!(
+        offset_of!(CompatLoopInfo, lo_encrypt_key_size)
+            == layout::COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY_SIZE
+    );
+    assert!(offset_of!(CompatLoopInfo, lo_flags) == layout::COMPAT_LOOP_INFO_OFF_LO_FLAGS);
+    assert!(offset_of!(CompatLoopInfo, lo_name) == layout::COMPAT_LOOP_INFO_OFF_LO_NAME);
+    assert!(
+        offset_of!(CompatLoopInfo, lo_encrypt_key) == layout::COMPAT_LOOP_INFO_OFF_LO_ENCRYPT_KEY
+    );
+    assert!(offset_of!(CompatLoopInfo, lo_init) == layout::COMPAT_LOOP_INFO_OFF_LO_INIT);
+    assert!(offset_of!(CompatLoopInfo, reserved) == layout::COMPAT_LOOP_INFO_OFF_RESERVED);
 };
 
 macro_rules! plain_data {
