@@ -25,13 +25,14 @@
 //! request done.
 
 use crate::{
+    rust_loop_dev::LoopDevice,
+    rust_loop_state::{Config, LoState},
     sys::{
         file::BackingFile,
         helpers,
         request::{Op, Request, RwFlags, RwTarget, Status},
         uapi,
     },
-    Config, LoState, LoopDevice,
 };
 use core::fmt;
 use kernel::{

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One loop device, `/dev/loopN`: a gendisk at block major 7 with its
+//! state ([`DevState`]) and request counters, the block device callbacks
+//! (open, release, ioctl, the request path), and the transitions of its
+//! state machine that follow `drivers/block/loop.c`: binding a backing file
+//! (`loop_configure()`), marking it for detaching (`loop_clr_fd()`), the
+//! detach at the last close (`__loop_clr_fd()`) and the `LOOP_CTL_REMOVE`
+//! check. The other ioctls are in `rust_loop_ioctl.rs`; the devices are
+//! created, indexed and removed by the registry (`rust_loop_ctl.rs`).
+
+use crate::{
+    rust_loop_io::{self, Io, Stats},
+    rust_loop_ioctl,
+    rust_loop_state::{Config, DevState, LoState, Locked, LOOP_ATTRS},
+    sys::{
+        disk::{
+            BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, GenDisk, Limits, OpenMode,
+            ReleasingDisk,
+        },
+        file::{BackingFile, Kind},
+        request::Request,
+        uapi::{self, LoopConfig},
+        ModuleRef,
+    },
+    Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
+};
+use kernel::{
+    debugfs::Scope,
+    prelude::*,
+    str::{BStr, CString},
+    sync::Arc,
+};
+
+/// `max_hw_sectors` of a new loop device, as `loop_add()` sets it.
+const LOOP_MAX_HW_SECTORS: u32 = 2560;
+
+static CONFIGURE_HOLDER: ClaimHolder = ClaimHolder::new();
+
+/// One loop device: `/dev/loopN`.
+#[pin_data]
+pub(crate) struct LoopDevice {
+    /// `N`.
+    pub(crate) number: u32,
+    pub(crate) shared: Arc<Shared>,
+    /// The configuration, its sysfs view and `lo_state`.
+    #[pin]
+    pub(crate) st: DevState,
+    /// Request counters, in `/sys/kernel/debug/rust_loop/loopN/stats`.
+    #[pin]
+    stats: Scope<Stats>,
+    /// The gendisk, its tag set and the request path's snapshot.
+    #[pin]
+    pub(crate) disk: Disk<LoopDevice>,
+}
+
+/// The size of the device in 512-byte sectors, as `lo_calculate_size()`:
+/// the backing size less the offset, capped by the size limit.
+pub(crate) fn calculate_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
+    let mut size = file.size() as i64;
+    if offset > 0 {
+        size = size.saturating_sub(offset as i64);
+    }
+    if size < 0 {
+        return 0;
+    }
+    let mut size = size as u64;
+    if sizelimit > 0 && sizelimit < size {
+        size = sizelimit;
+    }
+    size >> 9
+}
+
+impl LoopDevice {
+    /// A new, unbound `loop<index>`, not yet added to the system.
+    pub(crate) fn new(index: u32, shared: &Arc<Shared>) -> Result<Arc<Self>> {
+        let part_shift = shared.part_shift;
+        let params = DiskParams {
+            major: LOOP_MAJOR,
+            // `i << part_shift` in loop.c's int arithmetic; add_disk()
+            // rejects what does not fit.
+            first_minor: (index as i32).wrapping_shl(part_shift) as u32,
+            minors: 1 << part_shift,
+            nr_hw_queues: shared.nr_hw_queues,
+            queue_depth: shared.queue_depth,
+            max_hw_sectors: LOOP_MAX_HW_SECTORS,
+            suppress_part_scan: part_shift == 0,
+        };
+        let name = CString::try_from_fmt(fmt!("loop{}", index))?;
+        Arc::pin_init(
+            try_pin_init!(LoopDevice {
+                number: index,
+                shared: shared.clone(),
+                st <- DevState::new(),
+                stats <- shared.debugfs.scope(Stats::new(), &name, |stats, dir| {
+                    dir.read_only_file(c"stats", stats);
+                }),
+                disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// `lo_state`, read without `lo_mutex`.
+    pub(crate) fn state(&self) -> LoState {
+        self.st.state()
+    }
+
+    /// The request counters.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The `LOOP_CTL_REMOVE` check: an unbound device nobody has open
+    /// becomes `Deleting`; anything else is busy.
+    pub(crate) fn mark_deleting(&self) -> Result {
+        let mut lo = self.st.lock();
+        if lo.state() != LoState::Unbound || self.disk.openers() > 0 {
+            return Err(EBUSY);
+        }
+        lo.delete();
+        Ok(())
+    }
+
+    /// `loop_check_backing_file()`.
+    pub(crate) fn check_backing_file(file: &BackingFile) -> Result {
+        if !file.has_read_iter() || (file.writable() && !file.has_write_iter()) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Whether `file` is a loop device (`is_loop_device()`).
+    pub(crate) fn is_loop_device(file: &BackingFile) -> bool {
+        file.rdev().is_some_and(|d| d >> MINORBITS == LOOP_MAJOR)
+    }
+
+    /// `loop_validate_file()`: refuses a backing file that is, directly or
+    /// through a chain of bound loop devices, the device being configured
+    /// (`EBADF`), a chain through an unbound loop device (`EINVAL`), and a
+    /// file that is neither regular nor a block device (`EINVAL`).
+    pub(crate) fn validate_file(file: &BackingFile, bdev: &BlockDevice) -> Result {
+        let mut f = file.clone();
+        while Self::is_loop_device(&f) {
+            if f.rdev() == Some(bdev.devt()) {
+                return Err(EBADF);
+            }
+            let Some(l) = f.disk_driver::<LoopDevice>() else {
+                break;
+            };
+            f = l.st.chain_next()?;
+        }
+        match file.kind() {
+            Kind::Regular | Kind::Block => Ok(()),
+            Kind::Other => Err(EINVAL),
+        }
+    }
+
+    /// `lo_can_use_dio()` with logical block size `lbs`.
+    pub(crate) fn can_use_dio(cfg: &Config, file: &BackingFile, lbs: u32) -> bool {
+        let min = cfg.dio_align.min_size.max(1);
+        file.can_odirect() && lbs >= min && cfg.offset & u64::from(min - 1) == 0
+    }
+
+    /// `loop_update_dio()`: drops `LO_FLAGS_DIRECT_IO` when it cannot work.
+    pub(crate) fn update_dio(cfg: &mut Config, lbs: u32) {
+        if cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
+            if let Some(file) = &cfg.file {
+                if !Self::can_use_dio(cfg, file, lbs) {
+                    cfg.flags &= !uapi::LO_FLAGS_DIRECT_IO;
+                }
+            }
+        }
+    }
+
+    /// `loop_set_dma_limit()`, for the flags `flags`.
+    pub(crate) fn set_dma_limit(cfg: &Config, flags: u32, lim: &mut Limits) {
+        if flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
+            lim.set_dma_alignment(cfg.dio_align.mem_mask.max(SECTOR_SIZE - 1));
+        } else {
+            lim.set_dma_alignment(SECTOR_SIZE - 1);
+        }
+    }
+
+    /// `loop_update_limits()`: queue limits for the backing file, with
+    /// logical block size `bsize` (0: 512, or the direct-I/O minimum).
+    pub(crate) fn update_limits(cfg: &Config, file: &BackingFile, lim: &mut Limits, bsize: u32) {
+        let bsize = match bsize {
+            0 if cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0 => cfg.dio_align.min_size,
+            0 => SECTOR_SIZE,
+            b => b,
+        };
+        let (max_discard, granularity) = file.discard_config();
+        lim.set_block_size(bsize);
+        Self::set_dma_limit(cfg, cfg.flags, lim);
+        lim.set_features(
+            file.has_fsync() && cfg.flags & uapi::LO_FLAGS_READ_ONLY == 0,
+            file.rotational(),
+        );
+        lim.set_discard(max_discard, granularity);
+    }
+
+    /// `loop_assign_backing_file()`: takes `file` as the backing store.
+    pub(crate) fn assign_backing_file(cfg: &mut Config, file: BackingFile) {
+        cfg.old_gfp = file.limit_gfp();
+        if file.o_direct() {
+            cfg.flags |= uapi::LO_FLAGS_DIRECT_IO;
+        }
+        cfg.dio_align = file.dio_align();
+        cfg.file = Some(file);
+    }
+
+    /// `loop_set_size()`.
+    pub(crate) fn set_size(disk: &GenDisk, cfg: &Config) {
+        if let Some(file) = &cfg.file {
+            disk.set_capacity_and_notify(calculate_size(file, cfg.offset, cfg.sizelimit));
+        }
+    }
+
+    /// Partition rescan after (re)configuration, outside the locks;
+    /// `file_name` is the `lo_file_name` the warning names on failure.
+    pub(crate) fn reread_partitions(&self, disk: &GenDisk, file_name: &[u8; uapi::LO_NAME_SIZE]) {
+        if let Err(e) = disk.rescan_partitions() {
+            let len = file_name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(file_name.len());
+            pr_warn!(
+                "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
+                self.number,
+                BStr::from_bytes(&file_name[..len]),
+                e.to_errno()
+            );
+        }
+    }
+
+    /// `lo_mutex`, with the state `want`; else `err`.
+    pub(crate) fn lock_in(&self, want: LoState, err: Error) -> Result<Locked<'_>> {
+        let lo = self.st.lock();
+        if lo.state() != want {
+            return Err(err);
+        }
+        Ok(lo)
+    }
+
+    /// `loop_configure()`, for `LOOP_SET_FD` and `LOOP_CONFIGURE`: binds
+    /// the device (`Unbound` to `Bound`).
+    pub(crate) fn configure(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        config: &LoopConfig,
+    ) -> Result {
+        let file = BackingFile::fget(config.fd)?;
+        Self::check_backing_file(&file)?;
+        let is_loop = Self::is_loop_device(&file);
+        let module_ref = ModuleRef::get();
+        // Without an exclusive open, claim the device meanwhile so that no
+        // one else claims it exclusively under us.
+        let claim = if mode.exclusive() {
+            None
+        } else {
+            Some(bdev.prepare_to_claim(&CONFIGURE_HOLDER)?)
+        };
+        let validate = is_loop.then(|| self.shared.validate.lock());
+        let mut lo = self.lock_in(LoState::Unbound, EBUSY)?;
+        Self::validate_file(&file, bdev)?;
+        let info = &config.info;
+        if info.lo_flags & !uapi::LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let mut new = Config::new();
+        rust_loop_ioctl::check_info(info)?.apply(&mut new);
+        new.flags = info.lo_flags;
+        if !file.writable() || !mode.write() || !file.has_write_iter() {
+            new.flags |= uapi::LO_FLAGS_READ_ONLY;
+        }
+
+        let disk = bdev.disk();
+        // No uevents while reconfiguring.
+        disk.set_uevent_suppress(true);
+        disk.force_media_change();
+        disk.set_read_only(new.flags & uapi::LO_FLAGS_READ_ONLY != 0);
+        Self::assign_backing_file(&mut new, file.clone());
+        let limits = disk
+            .queue()
+            .update_limits(|lim| Self::update_limits(&new, &file, lim, config.block_size));
+        if let Err(e) = limits {
+            // Undo what loop.c would leave behind.
+            file.restore_gfp(new.old_gfp);
+            disk.set_read_only(false);
+            disk.set_uevent_suppress(false);
+            return Err(e);
+        }
+        // Direct I/O may start now: write back the page cache first.
+        let _ = file.fsync();
+        Self::update_dio(&mut new, disk.queue().logical_block_size());
+        new.module_ref = Some(module_ref);
+        if self.shared.part_shift != 0 {
+            new.flags |= uapi::LO_FLAGS_PARTSCAN;
+        }
+        let partscan = new.flags & uapi::LO_FLAGS_PARTSCAN != 0;
+        {
+            // Nothing reads the configuration without lo_mutex: taking it
+            // over here is seen only through the request path, which the
+            // state keeps failing until `bind`, and sysfs, from `bind` on.
+            let mut io = self.disk.freeze_io(disk)?;
+            lo.update_frozen(&mut io, |cfg, _| {
+                *cfg = new;
+                Ok(())
+            })?;
+        }
+        if disk.add_group(&LOOP_ATTRS).is_err() {
+            pr_warn!("loop{}: cannot create the loop sysfs group\n", self.number);
+        }
+        Self::set_size(disk, &lo);
+        lo.bind();
+        if partscan {
+            disk.set_suppress_part_scan(false);
+        }
+        disk.set_uevent_suppress(false);
+        disk.uevent_change();
+
+        let file_name = lo.file_name;
+        drop(lo);
+        drop(validate);
+        if partscan {
+            self.reread_partitions(disk, &file_name);
+        }
+        drop(claim);
+        Ok(())
+    }
+
+    /// `loop_clr_fd()`: marks the device for detaching at its last close,
+    /// and when the caller is the only opener, stops new opens now
+    /// (`Bound` to `Rundown`).
+    pub(crate) fn clr_fd(&self, disk: &GenDisk) -> Result {
+        let _validate = self.shared.validate.lock();
+        let mut lo = self.lock_in(LoState::Bound, ENXIO)?;
+        lo.update(|cfg| cfg.flags |= uapi::LO_FLAGS_AUTOCLEAR);
+        lo.commit();
+        if disk.openers() == 1 {
+            lo.run_down();
+        }
+        Ok(())
+    }
+
+    /// `__loop_clr_fd()`: detaches the backing file, at the last close of a
+    /// device in `Rundown` (`Rundown` to `Unbound`).
+    fn teardown(&self, disk: &ReleasingDisk<'_>) {
+        self.st.stop_io(&self.disk, disk);
+        let detached = self.st.lock().detach();
+        // Reset the block size to the default.
+        let _ = disk
+            .queue()
+            .update_limits(|lim| lim.set_block_size(SECTOR_SIZE));
+        disk.invalidate();
+        disk.remove_group(&LOOP_ATTRS);
+        disk.uevent_change();
+        if let Some(file) = &detached.file {
+            file.restore_gfp(detached.old_gfp);
+        }
+        // The opener being released still holds the module.
+        drop(detached.module_ref);
+        disk.force_media_change();
+        // Drop every partition, including those added with BLKPG.
+        if let Err(e) = disk.rescan_partitions() {
+            pr_warn!(
+                "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
+                self.number,
+                e.to_errno()
+            );
+        }
+        {
+            let mut lo = self.st.lock();
+            if self.shared.part_shift == 0 {
+                disk.set_suppress_part_scan(true);
+            }
+            lo.unbind();
+        }
+        // fput() outside lo_mutex: it may take another disk's open_mutex.
+        drop(detached.file);
+    }
+}
+
+impl DiskOps for LoopDevice {
+    type Io = Io;
+
+    fn disk(&self) -> &Disk<Self> {
+        &self.disk
+    }
+
+    /// `lo_open()`: a device on its way out cannot be opened.
+    fn open(&self, _disk: &GenDisk, _mode: OpenMode) -> Result {
+        let lo = self.st.lock();
+        match lo.state() {
+            LoState::Deleting | LoState::Rundown => Err(ENXIO),
+            _ => Ok(()),
+        }
+    }
+
+    /// `lo_release()`: the last close of a device marked for detaching (by
+    /// `LO_FLAGS_AUTOCLEAR` or `LOOP_CLR_FD`) detaches it, before the
+    /// close returns.
+    fn release(&self, disk: &ReleasingDisk<'_>) {
+        if disk.openers() > 0 {
+            return;
+        }
+        let need_clear = {
+            let mut lo = self.st.lock();
+            if lo.state() == LoState::Bound && lo.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 {
+                lo.run_down();
+            }
+            lo.state() == LoState::Rundown
+        };
+        if need_clear {
+            self.teardown(disk);
+        }
+    }
+
+    fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+        rust_loop_ioctl::ioctl(self, bdev, mode, cmd, arg)
+    }
+
+    fn compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        rust_loop_ioctl::compat_ioctl(self, bdev, mode, cmd, arg)
+    }
+
+    fn queue_rq(&self, rq: Request<Self>, _last: bool) {
+        rust_loop_io::queue_rq(self, rq);
+    }
+
+    fn complete(rq: Request<Self>) {
+        rust_loop_io::complete(rq);
+    }
+
+    fn work(rq: Request<Self>) {
+        rust_loop_io::work(rq);
+    }
+}

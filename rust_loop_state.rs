@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of one loop device and the one path that changes it.
+//!
+//! A device's state is read in three places, each with its own copy:
+//!
+//! - [`Config`], the configuration, under `lo_mutex` ([`DevState::lock`]):
+//!   what the ioctls read and change;
+//! - [`Shown`], under a spinlock (`loop.c`'s `lo_lock`): what sysfs shows
+//!   and what the loop-on-loop chain check of another device reads; it must
+//!   never wait for `lo_mutex`, which is held while the `loop/` sysfs group
+//!   is removed;
+//! - the request path's snapshot ([`Io`]), inside the disk, changed only
+//!   with the queue frozen and read by every request without a lock;
+//!
+//! and the state machine [`LoState`] (`lo_state`), written under `lo_mutex`
+//! and read without it.
+//!
+//! Nothing outside this file writes any of them. A handler takes `lo_mutex`
+//! as a [`Locked`] guard, which reads the configuration and changes it only
+//! through [`Locked::update`] (what the request path does not read) or
+//! [`Locked::update_frozen`] (with the queue frozen: the snapshot is rebuilt
+//! from the new configuration), and moves the state only through the
+//! transition methods ([`Locked::bind`], [`Locked::run_down`],
+//! [`Locked::unbind`], [`Locked::delete`]). Either update leaves the sysfs
+//! view stale until [`Locked::commit`], which a handler calls where
+//! `loop.c`'s order wants it, and which the guard's drop does anyway, still
+//! under `lo_mutex`: no handler can forget to republish or to rebuild.
+//!
+//! The detach ([`DevState::stop_io`], [`Locked::detach`]) is the one
+//! sequence that runs partly without `lo_mutex`, as `__loop_clr_fd()` does.
+
+use crate::{
+    rust_loop_dev::LoopDevice,
+    rust_loop_io::Io,
+    sys::{
+        disk::{Disk, GenDisk, IoGuard, Queue},
+        file::{BackingFile, DioAlign},
+        sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
+        uapi, ModuleRef,
+    },
+    SECTOR_SIZE,
+};
+use core::{fmt::Write, ops::Deref};
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Release},
+        Mutex, MutexGuard, SpinLock,
+    },
+};
+
+/// `lo_state`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(i32)]
+pub(crate) enum LoState {
+    /// No backing file.
+    Unbound = 0,
+    /// Serving I/O from a backing file.
+    Bound = 1,
+    /// Being detached from its backing file.
+    Rundown = 2,
+    /// Being removed by `LOOP_CTL_REMOVE`.
+    Deleting = 3,
+}
+
+impl LoState {
+    fn from_i32(v: i32) -> Self {
+        match v {
+            1 => LoState::Bound,
+            2 => LoState::Rundown,
+            3 => LoState::Deleting,
+            _ => LoState::Unbound,
+        }
+    }
+}
+
+/// The configuration of a loop device, under `lo_mutex`.
+pub(crate) struct Config {
+    /// `lo_backing_file`.
+    pub(crate) file: Option<BackingFile>,
+    /// `lo_offset`.
+    pub(crate) offset: u64,
+    /// `lo_sizelimit`.
+    pub(crate) sizelimit: u64,
+    /// `lo_flags`.
+    pub(crate) flags: u32,
+    /// `lo_file_name`.
+    pub(crate) file_name: [u8; uapi::LO_NAME_SIZE],
+    /// `lo_min_dio_size` and `lo_dio_mem_align`.
+    pub(crate) dio_align: DioAlign,
+    /// The backing file's page-cache allocation mask before binding.
+    pub(crate) old_gfp: u32,
+    /// A bound device keeps the module loaded.
+    pub(crate) module_ref: Option<ModuleRef>,
+}
+
+impl Config {
+    /// The configuration of an unbound device.
+    pub(crate) fn new() -> Self {
+        Config {
+            file: None,
+            offset: 0,
+            sizelimit: 0,
+            flags: 0,
+            file_name: [0; uapi::LO_NAME_SIZE],
+            dio_align: DioAlign {
+                min_size: SECTOR_SIZE,
+                mem_mask: SECTOR_SIZE - 1,
+            },
+            old_gfp: 0,
+            module_ref: None,
+        }
+    }
+
+    /// What of the configuration the request path's snapshot is built from
+    /// ([`Io::bound`]): the file, the offset and two flags.
+    fn io_key(&self) -> (*const kernel::bindings::file, u64, u32) {
+        let file = self
+            .file
+            .as_ref()
+            .map_or(core::ptr::null(), |f| f.as_ptr().cast_const());
+        let flags = self.flags & (uapi::LO_FLAGS_DIRECT_IO | uapi::LO_FLAGS_READ_ONLY);
+        (file, self.offset, flags)
+    }
+}
+
+/// What sysfs and the loop-on-loop chain check read: the configuration as
+/// last committed. The device is bound for them while `file` is set.
+struct Shown {
+    file: Option<BackingFile>,
+    offset: u64,
+    sizelimit: u64,
+    flags: u32,
+}
+
+/// The state of a loop device: the configuration under `lo_mutex`, the
+/// sysfs view and `lo_state`. Only this file reads or writes its fields.
+#[pin_data]
+pub(crate) struct DevState {
+    /// `lo_mutex`: serializes configuration changes and state transitions.
+    #[pin]
+    lock: Mutex<Config>,
+    /// `lo_lock`: the sysfs view.
+    #[pin]
+    shown: SpinLock<Shown>,
+    /// `lo_state`, written under `lock`, readable without it.
+    state: Atomic<i32>,
+}
+
+impl DevState {
+    /// The state of a new, unbound device.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(DevState {
+            lock <- kernel::new_mutex!(Config::new()),
+            shown <- kernel::new_spinlock!(Shown {
+                file: None,
+                offset: 0,
+                sizelimit: 0,
+                flags: 0,
+            }),
+            state: Atomic::new(LoState::Unbound as i32),
+        })
+    }
+
+    /// `lo_state`, without `lo_mutex` (as the request path and
+    /// `LOOP_CTL_GET_FREE` read it).
+    pub(crate) fn state(&self) -> LoState {
+        LoState::from_i32(self.state.load(Acquire))
+    }
+
+    /// Takes `lo_mutex`.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked {
+            st: self,
+            cfg: self.lock.lock(),
+            stale: false,
+        }
+    }
+
+    /// The next file of a loop-on-loop chain through this device, for
+    /// `loop_validate_file()`: its backing file while bound, else `EINVAL`.
+    pub(crate) fn chain_next(&self) -> Result<BackingFile> {
+        self.shown.lock().file.clone().ok_or(EINVAL)
+    }
+
+    /// The first step of the detach (`__loop_clr_fd()`), at the last close
+    /// of a device in `Rundown`, without `lo_mutex`: sysfs and the chain
+    /// checks stop seeing the backing file, then the request path is
+    /// unbound with the queue frozen. No request is in flight (this is the
+    /// last close), but the snapshot changes only with the queue frozen.
+    pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &GenDisk) {
+        self.shown.lock().file = None;
+        if let Ok(mut io) = disk.freeze_io(gendisk) {
+            *io.io() = Io::unbound();
+        }
+    }
+
+    /// Copies the configuration to the sysfs view.
+    fn publish(&self, cfg: &Config) {
+        let mut shown = self.shown.lock();
+        shown.file = cfg.file.clone();
+        shown.offset = cfg.offset;
+        shown.sizelimit = cfg.sizelimit;
+        shown.flags = cfg.flags;
+    }
+}
+
+/// What [`Locked::detach`] hands over, to be released outside `lo_mutex`.
+pub(crate) struct Detached {
+    /// The backing file.
+    pub(crate) file: Option<BackingFile>,
+    /// Its page-cache allocation mask before binding.
+    pub(crate) old_gfp: u32,
+    /// The reference on the module that the bound device held.
+    pub(crate) module_ref: Option<ModuleRef>,
+}
+
+/// `lo_mutex`, held: reads the configuration ([`Deref`]) and is the only
+/// way to change it or the state.
+///
+/// # Invariants
+///
+/// `stale` is set when the configuration changed since the sysfs view was
+/// last published (apart from the reset of [`Locked::detach`], which the
+/// view shows from [`Locked::unbind`] on); the view is published again
+/// before `lo_mutex` is released.
+pub(crate) struct Locked<'a> {
+    st: &'a DevState,
+    cfg: MutexGuard<'a, Config>,
+    stale: bool,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.cfg
+    }
+}
+
+impl Locked<'_> {
+    /// `lo_state`.
+    pub(crate) fn state(&self) -> LoState {
+        self.st.state()
+    }
+
+    /// Changes what the request path does not read (any flag but
+    /// `LO_FLAGS_DIRECT_IO` and `LO_FLAGS_READ_ONLY`, the name, ...); the
+    /// sysfs view follows at [`Self::commit`]. A change of what the request
+    /// path reads belongs in [`Self::update_frozen`]: here it warns.
+    pub(crate) fn update<R>(&mut self, f: impl FnOnce(&mut Config) -> R) -> R {
+        let key = self.cfg.io_key();
+        let r = f(&mut self.cfg);
+        kernel::warn_on!(self.cfg.io_key() != key);
+        // INVARIANT: the configuration may have changed.
+        self.stale = true;
+        r
+    }
+
+    /// Changes the configuration with the queue frozen (`io`): `f` gets
+    /// the frozen queue; when it succeeds, the request path's snapshot is
+    /// rebuilt from the new configuration, before the queue is unfrozen.
+    /// `f` must not change anything before it fails. The sysfs view follows
+    /// at [`Self::commit`].
+    pub(crate) fn update_frozen<R>(
+        &mut self,
+        io: &mut IoGuard<'_, LoopDevice>,
+        f: impl FnOnce(&mut Config, &Queue) -> Result<R>,
+    ) -> Result<R> {
+        let r = f(&mut self.cfg, io.queue())?;
+        *io.io() = Io::bound(&self.cfg);
+        // INVARIANT: the configuration may have changed.
+        self.stale = true;
+        Ok(r)
+    }
+
+    /// Publishes the configuration to the sysfs view now, rather than when
+    /// the guard is dropped.
+    pub(crate) fn commit(&mut self) {
+        if self.stale {
+            self.st.publish(&self.cfg);
+            // INVARIANT: just published.
+            self.stale = false;
+        }
+    }
+
+    /// Moves from `from` to `to`, publishing the configuration first.
+    fn move_to(&mut self, from: LoState, to: LoState) {
+        kernel::warn_on!(self.state() != from);
+        self.commit();
+        self.st.state.store(to as i32, Release);
+    }
+
+    /// `Unbound` to `Bound`, at the end of `loop_configure()`.
+    pub(crate) fn bind(&mut self) {
+        self.move_to(LoState::Unbound, LoState::Bound);
+    }
+
+    /// `Bound` to `Rundown`: the device detaches at its last close, and
+    /// cannot be opened meanwhile.
+    pub(crate) fn run_down(&mut self) {
+        self.move_to(LoState::Bound, LoState::Rundown);
+    }
+
+    /// `Unbound` to `Deleting`, for `LOOP_CTL_REMOVE`.
+    pub(crate) fn delete(&mut self) {
+        self.move_to(LoState::Unbound, LoState::Deleting);
+    }
+
+    /// The detach of a device in `Rundown`, after [`DevState::stop_io`]:
+    /// resets the offset, the size limit and the name, and hands over the
+    /// backing file and the module reference. The sysfs view is left as it
+    /// is (no file since `stop_io`), until [`Self::unbind`].
+    pub(crate) fn detach(&mut self) -> Detached {
+        let cfg = &mut self.cfg;
+        cfg.offset = 0;
+        cfg.sizelimit = 0;
+        cfg.file_name = [0; uapi::LO_NAME_SIZE];
+        Detached {
+            file: cfg.file.take(),
+            old_gfp: cfg.old_gfp,
+            module_ref: cfg.module_ref.take(),
+        }
+    }
+
+    /// `Rundown` to `Unbound`, at the end of the detach: clears the flags.
+    pub(crate) fn unbind(&mut self) {
+        self.cfg.flags = 0;
+        // INVARIANT: the configuration changed.
+        self.stale = true;
+        self.move_to(LoState::Rundown, LoState::Unbound);
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // `lo_mutex` is released after this, when `cfg` is dropped.
+        self.commit();
+    }
+}
+
+disk_attr_group!(
+    pub(crate) LOOP_ATTRS,
+    "loop",
+    crate::rust_loop_dev::LoopDevice,
+    [backing_file, offset, sizelimit, autoclear, partscan, dio]
+);
+
+impl DiskAttrs for LoopDevice {
+    /// The `loop/` group of `loop.c`'s `loop_attrs`, from the sysfs view.
+    fn show(&self, name: &CStr, out: &mut SysfsBuf<'_>) -> Result {
+        let shown = self.st.shown.lock();
+        let flag = |f: u32| if shown.flags & f != 0 { "1" } else { "0" };
+        let r = match name.to_bytes() {
+            b"backing_file" => {
+                // Between the detach clearing the file and the group's
+                // removal, `loop_attr_backing_file_show()` reads nothing.
+                let Some(file) = shown.file.clone() else {
+                    return Ok(());
+                };
+                drop(shown);
+                return out.fill(|page| {
+                    let limit = page.len() - 1;
+                    let range = file.path_into(&mut page[..limit])?;
+                    let n = range.len();
+                    page.copy_within(range, 0);
+                    page[n] = b'\n';
+                    Ok(n + 1)
+                });
+            }
+            b"offset" => writeln!(out, "{}", shown.offset),
+            b"sizelimit" => writeln!(out, "{}", shown.sizelimit),
+            b"autoclear" => writeln!(out, "{}", flag(uapi::LO_FLAGS_AUTOCLEAR)),
+            b"partscan" => writeln!(out, "{}", flag(uapi::LO_FLAGS_PARTSCAN)),
+            b"dio" => writeln!(out, "{}", flag(uapi::LO_FLAGS_DIRECT_IO)),
+            _ => return Err(EINVAL),
+        };
+        r.map_err(|_| EINVAL)
+    }
+}
