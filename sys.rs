@@ -3,7 +3,7 @@
 //! The internal layer between rust_loop's driver logic and the kernel's C
 //! API: every `unsafe` line of the module lives under this module.
 //!
-//! The kernel crate covers a lot (`XArray`, `Mutex`, `Arc`, `UserSlice`,
+//! The kernel crate covers a lot (`Mutex`, `Arc`, `KVec`, `UserSlice`,
 //! workqueues, module parameters), but not what a loop driver needs from the
 //! block layer and the VFS. This layer adds those pieces as small safe
 //! abstractions shaped like the kernel crate's own:
