@@ -16,7 +16,8 @@
 //! and the state machine [`LoState`] (`lo_state`), written under `lo_mutex`
 //! and read without it.
 //!
-//! Nothing outside this file writes any of them. A handler takes `lo_mutex`
+//! Nothing outside this file writes any of them, but through the closures
+//! that its update methods run. A handler takes `lo_mutex`
 //! as a [`Locked`] guard, which reads the configuration and changes it only
 //! through [`Locked::update`] (what the request path does not read) or
 //! [`Locked::update_frozen`] (with the queue frozen: the snapshot is rebuilt
