@@ -145,8 +145,10 @@ impl LoopDevice {
             if f.rdev() == Some(bdev.devt()) {
                 return Err(EBADF);
             }
+            // Block major 7 is ours: a disk on it that is not one of our
+            // devices cannot be walked, so it is refused, never let through.
             let Some(l) = f.disk_driver::<LoopDevice>() else {
-                break;
+                return Err(EINVAL);
             };
             f = l.st.chain_next()?;
         }

@@ -309,7 +309,9 @@ fn set_block_size(lo: &LoopDevice, bdev: &BlockDevice, mode: OpenMode, arg: usiz
     }
     let file = cfg.file.clone().ok_or(ENXIO)?;
     disk.sync_and_invalidate();
-    let bsize = u32::try_from(arg).unwrap_or(u32::MAX);
+    // loop_update_limits() takes an unsigned int: loop.c truncates the
+    // argument (2^32 | 4096 sets 4096; 2^32 is 0, the default).
+    let bsize = arg as u32;
     let (ret, mut io) = lo.disk.update_limits_frozen(disk, |lim| {
         LoopDevice::update_limits(&cfg, &file, lim, bsize)
     })?;

@@ -181,7 +181,12 @@ impl DevState {
 
     /// The next file of a loop-on-loop chain through this device, for
     /// `loop_validate_file()`: its backing file while bound, else `EINVAL`.
+    /// A device in rundown still has its file until its last close, but is
+    /// no backing store any more (`lo_state != Lo_bound`).
     pub(crate) fn chain_next(&self) -> Result<BackingFile> {
+        if self.state() != LoState::Bound {
+            return Err(EINVAL);
+        }
         self.shown.lock().file.clone().ok_or(EINVAL)
     }
 

@@ -435,6 +435,33 @@ TEST_F(cfg, unbound_loop_backing_einval)
 }
 
 /*
+ * A loop device in rundown (LOOP_CLR_FD by its only opener, which still
+ * holds it open) is no backing store: loop_validate_file() finds its
+ * lo_state is not Lo_bound, EINVAL, for LOOP_SET_FD and LOOP_CONFIGURE.
+ */
+TEST_F(cfg, rundown_loop_backing_einval)
+{
+	const char *f = mkfile(_metadata, self, MIB, 0);
+	int b = get_dev(_metadata, self, O_RDWR);
+	int ffd = xopen(_metadata, f, O_RDWR), a;
+
+	ASSERT_EQ(0, set_fd(self->fd[b], ffd));
+	close(ffd);
+	a = get_dev(_metadata, self, O_RDWR);
+	ASSERT_NE(self->idx[a], self->idx[b]);
+	ASSERT_EQ(0, ioctl(self->fd[b], LOOP_CLR_FD));
+	EXPECT_EQ(-EINVAL, set_fd(self->fd[a], self->fd[b]));
+	ASSERT_UNBOUND(a);
+	EXPECT_EQ(-EINVAL, configure(self->fd[a], self->fd[b], 0, 0, 0, 0));
+	ASSERT_UNBOUND(a);
+	/* The last close detaches loopB; loopA is still free to use. */
+	close(self->fd[b]);
+	self->fd[b] = -1;
+	EXPECT_FALSE(loop_dir(self->idx[b]));
+	assert_bindable(_metadata, self, a, f);
+}
+
+/*
  * Loop on loop: loopA backed by loopB, which is backed by a file, is a
  * valid chain. Pointing loopB at loopA would close a cycle; loop_configure
  * cannot be asked that (loopB is bound, EBUSY first), but LOOP_CHANGE_FD

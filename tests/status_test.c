@@ -512,6 +512,31 @@ TEST_F(cfg, set_block_size)
 	EXPECT_EQ(-ENXIO, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, 4096));
 }
 
+/*
+ * LOOP_SET_BLOCK_SIZE's argument is an unsigned long that loop.c hands to
+ * loop_update_limits() as an unsigned int: 2^32 | 4096 sets 4096, and 2^32
+ * is 0, the default (512 here). Only a 64-bit caller can pass such a value.
+ */
+TEST_F(cfg, set_block_size_truncates_to_unsigned_int)
+{
+#if __SIZEOF_LONG__ == 8
+	const char *f = mkfile(_metadata, self, MIB, 7);
+	int s = get_dev(_metadata, self, O_RDWR), idx = self->idx[s];
+
+	ASSERT_EQ(0, bind_file(_metadata, self, s, f, 0));
+	EXPECT_EQ(0, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, (1UL << 32) | 4096));
+	EXPECT_EQ(4096, lbs(idx));
+	EXPECT_EQ(0, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, 1UL << 32));
+	EXPECT_EQ(512, lbs(idx));
+	EXPECT_EQ(0, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, (1UL << 32) | 1024));
+	EXPECT_EQ(1024, lbs(idx));
+	EXPECT_EQ(-EINVAL, xioctl(self->fd[s], LOOP_SET_BLOCK_SIZE, (1UL << 32) | 1000));
+	EXPECT_EQ(1024, lbs(idx));
+#else
+	SKIP(return, "an unsigned long of 32 bits cannot hold 2^32");
+#endif
+}
+
 /* BLKPG_ADD_PARTITION of partition @pno (bytes @start, @length); 0 or -errno. */
 static int blkpg_add(int fd, int pno, long long start, long long length)
 {
