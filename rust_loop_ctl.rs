@@ -11,7 +11,7 @@
 use crate::{
     rust_loop_dev::LoopDevice,
     rust_loop_state::LoState,
-    sys::{blkdev::BlkdevProbe, misc::MiscIoctl, uapi},
+    sys::{blkdev::BlkdevProbe, misc::MiscIoctl, uapi, xarray::AllocXArray},
     Shared,
 };
 use kernel::{
@@ -19,81 +19,22 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
-/// A device in the registry.
-struct Entry {
-    dev: Arc<LoopDevice>,
-    /// `idr_visible`: the control device may hand it out.
-    visible: bool,
-}
-
-/// The registered devices, in ascending index order.
-struct Devices {
-    entries: KVec<Entry>,
-}
-
-impl Devices {
-    /// The position of `index`, or where it would go.
-    fn find(&self, index: u32) -> core::result::Result<usize, usize> {
-        self.entries.binary_search_by_key(&index, |e| e.dev.number)
-    }
-
-    /// The lowest index not in use (`idr_alloc(..., 0, 0)`).
-    fn lowest_free(&self) -> Result<u32> {
-        let mut expected = 0u32;
-        for e in self.entries.iter() {
-            if e.dev.number != expected {
-                break;
-            }
-            expected = expected.checked_add(1).ok_or(ENOSPC)?;
-        }
-        if expected > i32::MAX as u32 {
-            return Err(ENOSPC);
-        }
-        Ok(expected)
-    }
-
-    /// Adds `dev`, not visible yet; its index must be free.
-    fn insert(&mut self, dev: Arc<LoopDevice>) -> Result {
-        let Err(pos) = self.find(dev.number) else {
-            return Err(EEXIST);
-        };
-        self.entries.reserve(1, GFP_KERNEL)?;
-        self.entries
-            .insert_within_capacity(
-                pos,
-                Entry {
-                    dev,
-                    visible: false,
-                },
-            )
-            .map_err(|_| ENOMEM)
-    }
-
-    /// Takes the device at `index` out.
-    fn remove(&mut self, index: u32) -> Option<Arc<LoopDevice>> {
-        let pos = self.find(index).ok()?;
-        self.entries.remove(pos).ok().map(|e| e.dev)
-    }
-
-    /// The entry of `index`.
-    fn get_mut(&mut self, index: u32) -> Option<&mut Entry> {
-        let pos = self.find(index).ok()?;
-        self.entries.get_mut(pos)
-    }
-}
-
-/// Where the loop devices are indexed.
+/// Where the loop devices are indexed: an allocating XArray
+/// ([`AllocXArray`], `loop.c`'s `loop_index_idr`), whose mark is
+/// `idr_visible`.
 ///
-/// An entry is stored as soon as its index is taken, before its disk is
-/// added, and removed only after the disk is deleted; a device is
-/// *visible* only in between, so the control device never hands out a
-/// half-made or half-gone device.
+/// An index is reserved as soon as it is taken, the device is stored once
+/// made, and the index is freed only after its disk is deleted; a device
+/// is *visible* (marked) only while its disk is added, so the control
+/// device never hands out a half-made or half-gone device.
 #[pin_data]
 pub(crate) struct Registry {
-    /// `loop_ctl_mutex` and the devices it guards: serializes index
-    /// allocation and visibility changes.
+    /// `loop_ctl_mutex`: serializes index allocation and visibility
+    /// changes (the XArray's own lock covers single operations).
     #[pin]
-    devices: Mutex<Devices>,
+    ctl_mutex: Mutex<()>,
+    #[pin]
+    devices: AllocXArray<LoopDevice>,
     shared: Arc<Shared>,
     /// Devices created at load time.
     precreate: u32,
@@ -110,7 +51,8 @@ impl Registry {
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Registry {
-                devices <- kernel::new_mutex!(Devices { entries: KVec::new() }),
+                ctl_mutex <- kernel::new_mutex!(()),
+                devices <- AllocXArray::new(),
                 shared,
                 precreate,
                 probe_limit,
@@ -131,17 +73,26 @@ impl Registry {
     /// `index` is negative; returns the index.
     pub(crate) fn add(&self, index: i32) -> Result<u32> {
         let dev = {
-            let mut devices = self.devices.lock();
-            let index = if index >= 0 {
-                if devices.find(index as u32).is_ok() {
-                    return Err(EEXIST);
-                }
-                index as u32
-            } else {
-                devices.lowest_free()?
+            let _ctl = self.ctl_mutex.lock();
+            // idr_alloc(): a taken index is EEXIST for loop_add().
+            let index = match self
+                .devices
+                .reserve((index >= 0).then_some(index as u32), i32::MAX as u32)
+            {
+                Err(e) if e == EBUSY => return Err(EEXIST),
+                r => r?,
             };
-            let dev = LoopDevice::new(index, &self.shared)?;
-            devices.insert(dev.clone())?;
+            let dev = match LoopDevice::new(index, &self.shared) {
+                Ok(dev) => dev,
+                Err(e) => {
+                    self.devices.release(index);
+                    return Err(e);
+                }
+            };
+            if self.devices.fill(index, dev.clone()).is_err() {
+                self.devices.release(index);
+                return Err(ENOMEM);
+            }
             dev
         };
 
@@ -150,15 +101,17 @@ impl Registry {
             return Err(e);
         }
 
-        if let Some(e) = self.devices.lock().get_mut(dev.number) {
-            e.visible = true;
-        }
+        let _ctl = self.ctl_mutex.lock();
+        self.devices.set_marked(dev.number, true);
         Ok(dev.number)
     }
 
-    /// Drops the registry's reference to `index`.
+    /// Drops the registry's reference to `index` and frees the index.
     fn forget(&self, index: u32) {
-        let dev = self.devices.lock().remove(index);
+        let dev = {
+            let _ctl = self.ctl_mutex.lock();
+            self.devices.release(index)
+        };
         // The last reference may go here: drop it outside the lock.
         drop(dev);
     }
@@ -169,24 +122,25 @@ impl Registry {
             kernel::pr_warn_once!("deleting an unspecified loop device is not supported.\n");
             return Err(EINVAL);
         }
+        let index = index as u32;
         // Hide the device first, so that nothing else picks it up.
         let dev = {
-            let mut devices = self.devices.lock();
-            let e = devices
-                .get_mut(index as u32)
-                .filter(|e| e.visible)
+            let _ctl = self.ctl_mutex.lock();
+            let dev = self
+                .devices
+                .get(index)
+                .filter(|_| self.devices.marked(index))
                 .ok_or(ENODEV)?;
-            e.visible = false;
-            e.dev.clone()
+            self.devices.set_marked(index, false);
+            dev
         };
         if let Err(e) = dev.mark_deleting() {
-            if let Some(e) = self.devices.lock().get_mut(dev.number) {
-                e.visible = true;
-            }
+            let _ctl = self.ctl_mutex.lock();
+            self.devices.set_marked(index, true);
             return Err(e);
         }
         dev.disk.remove();
-        self.forget(dev.number);
+        self.forget(index);
         Ok(())
     }
 
@@ -194,11 +148,16 @@ impl Registry {
     /// one.
     pub(crate) fn get_free(&self) -> Result<u32> {
         {
-            let devices = self.devices.lock();
-            for e in devices.entries.iter() {
+            let _ctl = self.ctl_mutex.lock();
+            let mut next = 0;
+            while let Some((index, dev)) = self.devices.find(next, true) {
                 // A race here only makes a new device, as in loop.c.
-                if e.visible && e.dev.state() == LoState::Unbound {
-                    return Ok(e.dev.number);
+                if dev.state() == LoState::Unbound {
+                    return Ok(index);
+                }
+                match index.checked_add(1) {
+                    Some(n) => next = n,
+                    None => break,
                 }
             }
         }
@@ -207,13 +166,10 @@ impl Registry {
 
     /// Removes every device, at module unload (nothing can open one then).
     pub(crate) fn remove_all(&self) {
-        loop {
-            let first = self.devices.lock().entries.first().map(|e| e.dev.clone());
-            let Some(dev) = first else {
-                break;
-            };
+        while let Some((index, dev)) = self.devices.find(0, false) {
             dev.disk.remove();
-            self.forget(dev.number);
+            drop(dev);
+            self.forget(index);
         }
     }
 }

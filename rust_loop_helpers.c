@@ -22,6 +22,7 @@ static_assert(RUST_LOOP_BLK_OPEN_EXCL == (__force unsigned int)BLK_OPEN_EXCL);
 static_assert(RUST_LOOP_FMODE_WRITE == (__force unsigned int)FMODE_WRITE);
 static_assert(RUST_LOOP_FMODE_CAN_ODIRECT == (__force unsigned int)FMODE_CAN_ODIRECT);
 static_assert(RUST_LOOP_IOCB_DSYNC == IOCB_DSYNC);
+static_assert(RUST_LOOP_XA_MARK_1 == (__force unsigned int)XA_MARK_1);
 static_assert(RUST_LOOP_GFP_IO == (__force unsigned int)__GFP_IO);
 static_assert(RUST_LOOP_GFP_FS == (__force unsigned int)__GFP_FS);
 static_assert(RUST_LOOP_FALLOC_FL_KEEP_SIZE == FALLOC_FL_KEEP_SIZE);

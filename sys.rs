@@ -18,6 +18,9 @@
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sysfs`]: an attribute group on a disk.
 //! - [`uapi`]: the loop UAPI (`<linux/loop.h>`), which bindgen does not see.
+//! - [`xarray`]: an allocating XArray of `Arc`s with a mark, for the
+//!   registry of devices (the kernel crate's `XArray` neither allocates
+//!   indices nor marks entries).
 //! - [`helpers`]: declarations of the C wrappers in `rust_loop_helpers.c`.
 //!
 //! Driver code above this layer is safe Rust.
@@ -31,6 +34,7 @@ pub(crate) mod param;
 pub(crate) mod request;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;
+pub(crate) mod xarray;
 
 use kernel::bindings;
 

@@ -16,6 +16,8 @@ pub(crate) const BLK_OPEN_EXCL: u32 = 1 << 2;
 pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 /// `FMODE_CAN_ODIRECT`.
 pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
+/// `XA_MARK_1`.
+pub(crate) const XA_MARK_1: u32 = 1;
 /// `IOCB_DSYNC`.
 pub(crate) const IOCB_DSYNC: i32 = 0x2;
 /// `__GFP_IO`.
