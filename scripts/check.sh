@@ -83,6 +83,9 @@ boot() {
 		--timeout "${CHECK_TIMEOUT:-3600}" -- \
 		"${env}tests/run.sh -k $RL_TOP/build/test/rust_loop.ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
 	echo "$rc" >"$dir/rc"
+	# The rust_loop guests stop waiting for references that will not come.
+	[ "$3" = c ] && [ -n "$ref" ] && touch "$ref/.oracle-ended"
+	return 0
 }
 
 # Number the result lines from $1 on; the totals go to the file $2.

@@ -213,8 +213,9 @@ run_steps() {
 # With RL_REF_DIR set (scripts/check.sh sets it to one directory of the
 # project, shared by its two guests), the loop.ko guest publishes its logs
 # there and the rust_loop guest takes them from there, waiting for them
-# at most RL_REF_WAIT seconds (default 900) before running the reference
-# itself. Without it, the reference runs in this guest before the steps.
+# at most RL_REF_WAIT seconds (default 900), or until the loop.ko guest has
+# ended (.oracle-ended, from scripts/check.sh), before running the
+# reference itself. Without it, the reference runs in this guest before the steps.
 ref_name=$(basename "$0" .sh)
 
 # ref_publish: after the steps on loop.ko, its logs of the steps that have
@@ -241,10 +242,12 @@ ref_fetch() {
 	[ -n "${RL_REF_DIR:-}" ] || return 1
 	for ((i = 0; i < wait; i++)); do
 		[ -e "$dir/.done" ] && break
+		# The loop.ko guest ended without publishing it (crashed).
+		[ -e "$RL_REF_DIR/.oracle-ended" ] && [ ! -e "$dir/.done" ] && break
 		sleep 1
 	done
 	if [ ! -e "$dir/.done" ]; then
-		t_diag "no loop.ko reference in $dir after $wait s: running it here"
+		t_diag "no loop.ko reference in $dir after $i s: running it here"
 		return 1
 	fi
 	mkdir -p "$work/ref" && cp "$dir"/*.log "$work/ref/" 2>/dev/null
