@@ -36,15 +36,21 @@ export RUST_LOOP_KO=$ko
 export RL_SCRATCH=${RL_SCRATCH:-/tmp}
 bin=$top/build/tests
 
-# Test programs, in name order: the C kselftests built from tests/*_test.c
-# into build/tests, their 32-bit builds NAME-m32 listed in
-# build/tests/compat-tests (tests/Makefile, with the kselftest filter
-# options that pick the cases that go through compat_ioctl), then the
-# shell tests tests/*_test.sh. One entry per line: "name path [args]".
+# Test programs: the shell tests tests/*_test.sh, the C kselftests built
+# from tests/*_test.c into build/tests, then their 32-bit builds NAME-m32
+# listed in build/tests/compat-tests (tests/Makefile, with the kselftest
+# filter options that pick the cases that go through compat_ioctl). One
+# entry per line: "name path [args]".
 # With RL_QUICK the 32-bit builds are left out (they are the same
 # programs, built for i386); with RL_FULL they run whole.
 programs() {
 	local f args
+	# The shell tests first: they take longest, and guests sharing a
+	# queue end closer together when the long programs go first.
+	for f in "$top"/tests/*_test.sh; do
+		[ -e "$f" ] || continue
+		echo "$(basename "$f" .sh) $f"
+	done
 	for f in "$top"/tests/*_test.c; do
 		[ -e "$f" ] || continue
 		f=$(basename "$f" .c)
@@ -60,10 +66,6 @@ programs() {
 	else
 		echo "compat-tests $bin/compat-tests"
 	fi
-	for f in "$top"/tests/*_test.sh; do
-		[ -e "$f" ] || continue
-		echo "$(basename "$f" .sh) $f"
-	done
 }
 
 selected() {
