@@ -187,7 +187,7 @@ fi
 # Where the time went: seconds per program and driver ("# time:" lines of
 # tests/run.sh).
 echo "# seconds per program (rust_loop on the test kernel, loop.ko on the $oracle_profile kernel):"
-cat "$RL_CACHE/runs/$id"-*/out 2>/dev/null | grep '^# time: ' |
+cat "$RL_CACHE/runs/$id"-*/out 2>/dev/null | tr -d '\r' | grep '^# time: ' |
 	awk '{ t[$4] += 0; v[$4, $3] = $5; tot[$3] += $5 }
 		END {
 			printf "#   %-24s %10s %10s\n", "program", "rust_loop", "loop"

@@ -8,8 +8,9 @@
 # LOOP_DRIVER=rust, `compare_main` first runs the same steps on loop.ko in
 # the same guest (rust_loop unloaded, `modprobe loop`, steps, `rmmod loop`,
 # rust_loop loaded again) and then diffs each step's log on rust_loop
-# against loop.ko's: nothing is normalized, so device names, MAJ:MIN,
-# sizes, sysfs values and error messages must all be identical.
+# against loop.ko's: device names, MAJ:MIN, sizes, sysfs values and error
+# messages must all be identical; only what LOG_SUBST names (values that
+# differ between guests, such as inode numbers) is written symbolically.
 #
 # The including test sets $work (an empty directory of its own) and
 # STEP_TIMEOUT, defines the steps and optionally step_cleanup (run after
@@ -61,11 +62,17 @@ kill_tree() {
 
 # ---------------------------------------------------------- expectations
 
+# LOG_SUBST maps a value that differs between guests to a name written in
+# the logs in its place: the loop.ko reference runs in another guest, whose
+# scratch file system gives the same backing files other inode numbers. The
+# test itself still checks the real value with an explicit expectation.
+declare -A LOG_SUBST=()
+
 # run CMD...: run a command, append it, its output and its exit status to
-# the step's log; sets $out (stderr, then stdout: a fixed order, unlike
-# 2>&1) and $rc.
+# the step's log (with LOG_SUBST applied); sets $out (stderr, then stdout: a
+# fixed order, unlike 2>&1) and $rc.
 run() {
-	local lines text
+	local lines text k log_out
 	out=$("$@" 2>"$work/stderr")
 	rc=$?
 	mapfile -t lines <"$work/stderr"
@@ -73,7 +80,11 @@ run() {
 		printf -v text '%s\n' "${lines[@]}"
 		out=${text%$'\n'}${out:+$'\n'}$out
 	fi
-	printf '$ %s\n%s%src=%s\n' "$*" "$out" "${out:+$'\n'}" "$rc" >>"$log"
+	log_out=$out
+	for k in "${!LOG_SUBST[@]}"; do
+		log_out=${log_out//"$k"/"${LOG_SUBST[$k]}"}
+	done
+	printf '$ %s\n%s%src=%s\n' "$*" "$log_out" "${out:+$'\n'}" "$rc" >>"$log"
 	return $rc
 }
 

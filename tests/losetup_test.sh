@@ -12,9 +12,10 @@
 # the whole sequence first runs on loop.ko (rust_loop unloaded, `modprobe
 # loop`, steps, `rmmod loop`, rust_loop loaded again) and each step's log on
 # rust_loop must be identical to loop.ko's: device names, MAJ:MIN, sizes,
-# sysfs values and error messages included. Nothing is normalized: the
-# backing files are created once and used by both runs, so even the inode
-# numbers in `losetup -a` match.
+# sysfs values and error messages included. Only the "[dev]:inode" that
+# `losetup -a` and `-j` print is written symbolically in the logs (the
+# reference may run in another guest, on another scratch file system); the
+# steps check its real value explicitly against stat(1).
 #
 # Covered: -f --show, -a, -l (with -O and --raw), --json (jq), -j FILE
 # (with -o), -o, --sizelimit, -r, -P on an sfdisk partition table, -b /
@@ -487,6 +488,7 @@ setup_files() {
 		dd if="$work/pat_p1" of="$P" bs=512 seek=2048 conv=notrunc status=none &&
 		dd if="$work/pat_p2" of="$P" bs=512 seek=22528 conv=notrunc status=none || return 1
 	{ read -r ai_A && read -r ai_B && read -r ai_C; } < <(stat -c '[%d]:%i' "$A" "$B" "$C")
+	LOG_SUBST=(["$ai_A"]="[DEV]:INO(a.img)" ["$ai_B"]="[DEV]:INO(b.img)" ["$ai_C"]="[DEV]:INO(c.img)")
 }
 
 if ! setup_files; then
