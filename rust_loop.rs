@@ -33,7 +33,7 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 use rust_loop_ctl::Registry;
-use sys::{blkdev::BlkdevMajor, misc::FixedMinorMisc, request::IoWorkQueue};
+use sys::{blkdev::BlkdevMajor, misc::FixedMinorMisc};
 
 /// `LOOP_MAJOR`.
 pub(crate) const LOOP_MAJOR: u32 = bindings::LOOP_MAJOR;
@@ -83,8 +83,6 @@ mod params {
 
 /// The loaded module: the control device, the block major and the devices.
 struct RustLoopModule {
-    /// Outlives every device: dropped last.
-    io_wq: Option<IoWorkQueue>,
     registry: Arc<Registry>,
     major: Option<BlkdevMajor<Registry>>,
     control: Option<Pin<KBox<FixedMinorMisc<Registry>>>>,
@@ -94,7 +92,6 @@ impl kernel::Module for RustLoopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         // As loop_init(): check the parameters, register the control device
         // and the major, then pre-create the devices.
-        let io_wq = IoWorkQueue::new(c"rust_loop")?;
         let registry = registry_from_params()?;
         let control = KBox::pin_init(
             FixedMinorMisc::register(bindings::LOOP_CTRL_MINOR, c"loop-control", registry.clone()),
@@ -104,7 +101,6 @@ impl kernel::Module for RustLoopModule {
         registry.precreate();
         pr_info!("module loaded\n");
         Ok(Self {
-            io_wq: Some(io_wq),
             registry,
             major: Some(major),
             control: Some(control),
@@ -118,8 +114,6 @@ impl Drop for RustLoopModule {
         self.major = None;
         self.control = None;
         self.registry.remove_all();
-        // Waits for work items still returning from the request path.
-        self.io_wq = None;
     }
 }
 

@@ -11,7 +11,7 @@
 use crate::{
     rust_loop_dev::LoopDevice,
     rust_loop_state::LoState,
-    sys::{blkdev::BlkdevProbe, misc::MiscIoctl, uapi, xarray::AllocXArray},
+    sys::{blkdev::BlkdevProbe, misc::MiscIoctl, sync::LockKillable, uapi, xarray::AllocXArray},
     Shared,
 };
 use kernel::{
@@ -73,7 +73,7 @@ impl Registry {
     /// `index` is negative; returns the index.
     pub(crate) fn add(&self, index: i32) -> Result<u32> {
         let dev = {
-            let _ctl = self.ctl_mutex.lock();
+            let _ctl = self.ctl_mutex.lock_killable()?;
             // idr_alloc(): a taken index is EEXIST for loop_add().
             let index = match self
                 .devices
@@ -125,7 +125,7 @@ impl Registry {
         let index = index as u32;
         // Hide the device first, so that nothing else picks it up.
         let dev = {
-            let _ctl = self.ctl_mutex.lock();
+            let _ctl = self.ctl_mutex.lock_killable()?;
             let dev = self
                 .devices
                 .get(index)
@@ -148,7 +148,7 @@ impl Registry {
     /// one.
     pub(crate) fn get_free(&self) -> Result<u32> {
         {
-            let _ctl = self.ctl_mutex.lock();
+            let _ctl = self.ctl_mutex.lock_killable()?;
             let mut next = 0;
             while let Some((index, dev)) = self.devices.find(next, true) {
                 // A race here only makes a new device, as in loop.c.

@@ -15,12 +15,14 @@ use crate::{
     rust_loop_state::{Config, DevState, LoState, Locked, LOOP_ATTRS},
     sys::{
         disk::{
-            BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, GenDisk, Limits, OpenMode,
-            ReleasingDisk,
+            BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, DiskVtable, GenDisk, Limits,
+            OpenMode, ReleasingDisk,
         },
         file::{BackingFile, Kind},
         request::Request,
+        sync::LockKillable,
         uapi::{self, LoopConfig},
+        workqueue::OwnedQueue,
         ModuleRef,
     },
     Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
@@ -49,6 +51,13 @@ pub(crate) struct LoopDevice {
     /// Request counters, in `/sys/kernel/debug/rust_loop/loopN/stats`.
     #[pin]
     stats: Scope<Stats>,
+    /// `lo->workqueue`: where requests go to reach the backing file (see
+    /// `rust_loop_io.rs`). One per device, as `loop.c` has, so that a
+    /// device whose backing store hangs, or one stacked on another, cannot
+    /// take the work slots other devices need. Declared before `disk`:
+    /// dropping it waits for work items still returning from the request
+    /// path before the tag set that held their requests is freed.
+    wq: OwnedQueue,
     /// The gendisk, its tag set and the request path's snapshot.
     #[pin]
     pub(crate) disk: Disk<LoopDevice>,
@@ -95,6 +104,7 @@ impl LoopDevice {
                 stats <- shared.debugfs.scope(Stats::new(), &name, |stats, dir| {
                     dir.read_only_file(c"stats", stats);
                 }),
+                wq: OwnedQueue::new_unbound_freezable(&name)?,
                 disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
             }),
             GFP_KERNEL,
@@ -111,10 +121,15 @@ impl LoopDevice {
         &self.stats
     }
 
+    /// The device's workqueue, for requests that may block.
+    pub(crate) fn workqueue(&self) -> &OwnedQueue {
+        &self.wq
+    }
+
     /// The `LOOP_CTL_REMOVE` check: an unbound device nobody has open
     /// becomes `Deleting`; anything else is busy.
     pub(crate) fn mark_deleting(&self) -> Result {
-        let mut lo = self.st.lock();
+        let mut lo = self.st.lock_killable()?;
         if lo.state() != LoState::Unbound || self.disk.openers() > 0 {
             return Err(EBUSY);
         }
@@ -236,9 +251,9 @@ impl LoopDevice {
         }
     }
 
-    /// `lo_mutex`, with the state `want`; else `err`.
+    /// `lo_mutex`, taken killably, with the state `want`; else `err`.
     pub(crate) fn lock_in(&self, want: LoState, err: Error) -> Result<Locked<'_>> {
-        let lo = self.st.lock();
+        let lo = self.st.lock_killable()?;
         if lo.state() != want {
             return Err(err);
         }
@@ -264,7 +279,10 @@ impl LoopDevice {
         } else {
             Some(bdev.prepare_to_claim(&CONFIGURE_HOLDER)?)
         };
-        let validate = is_loop.then(|| self.shared.validate.lock());
+        // loop_global_lock_killable().
+        let validate = is_loop
+            .then(|| self.shared.validate.lock_killable())
+            .transpose()?;
         let mut lo = self.lock_in(LoState::Unbound, EBUSY)?;
         Self::validate_file(&file, bdev)?;
         let info = &config.info;
@@ -337,7 +355,7 @@ impl LoopDevice {
     /// and when the caller is the only opener, stops new opens now
     /// (`Bound` to `Rundown`).
     pub(crate) fn clr_fd(&self, disk: &GenDisk) -> Result {
-        let _validate = self.shared.validate.lock();
+        let _validate = self.shared.validate.lock_killable()?;
         let mut lo = self.lock_in(LoState::Bound, ENXIO)?;
         lo.update(|cfg| cfg.flags |= uapi::LO_FLAGS_AUTOCLEAR);
         lo.commit();
@@ -385,7 +403,12 @@ impl LoopDevice {
     }
 }
 
+/// The block device and blk-mq callbacks of every loop device (`lo_fops`,
+/// `loop_mq_ops`).
+static LOOP_DISK_VTABLE: DiskVtable<LoopDevice> = DiskVtable::new();
+
 impl DiskOps for LoopDevice {
+    const VTABLE: &'static DiskVtable<Self> = &LOOP_DISK_VTABLE;
     type Io = Io;
 
     fn disk(&self) -> &Disk<Self> {
@@ -394,7 +417,7 @@ impl DiskOps for LoopDevice {
 
     /// `lo_open()`: a device on its way out cannot be opened.
     fn open(&self, _disk: &GenDisk, _mode: OpenMode) -> Result {
-        let lo = self.st.lock();
+        let lo = self.st.lock_killable()?;
         match lo.state() {
             LoState::Deleting | LoState::Rundown => Err(ENXIO),
             _ => Ok(()),

@@ -5,8 +5,12 @@
  * kernel's rust/helpers/, and build-time checks of the macro values and
  * the loop UAPI layouts that the Rust side mirrors.
  */
+#include <linux/blk-cgroup.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/cgroup.h>
+#include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/build_bug.h>
 #include <linux/compat.h>
 #include <linux/falloc.h>
@@ -147,4 +151,69 @@ unsigned int rust_loop_memalloc_noio_save(void)
 void rust_loop_memalloc_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+int rust_loop_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
+}
+
+/*
+ * The cgroups of a deferred request (loop_queue_rq() and loop_handle_cmd()
+ * of loop.c): the blkcg of its first bio, and a reference on the memory
+ * cgroup css of the same cgroup, under which the worker does its I/O.
+ */
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
+{
+#ifdef CONFIG_BLK_CGROUP
+	if (rq->bio)
+		return bio_blkcg_css(rq->bio);
+#endif
+	return NULL;
+}
+
+struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css)
+{
+#if defined(CONFIG_BLK_CGROUP) && defined(CONFIG_MEMCG)
+	if (blkcg_css)
+		return cgroup_get_e_css(blkcg_css->cgroup, &memory_cgrp_subsys);
+#endif
+	return NULL;
+}
+
+void rust_loop_css_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css)
+{
+	kthread_associate_blkcg(css);
+}
+
+struct mem_cgroup *rust_loop_set_active_memcg_css(struct cgroup_subsys_state *css)
+{
+	return set_active_memcg(mem_cgroup_from_css(css));
+}
+
+void rust_loop_set_active_memcg(struct mem_cgroup *memcg)
+{
+	set_active_memcg(memcg);
+}
+
+/*
+ * loop_process_work(): the worker is not throttled for the dirty pages of
+ * the device it serves, and its allocations do no I/O; restored as saved.
+ */
+unsigned int rust_loop_worker_flags_save(void)
+{
+	unsigned int flags = current->flags;
+
+	current->flags |= PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO;
+	return flags;
+}
+
+void rust_loop_worker_flags_restore(unsigned int flags)
+{
+	current->flags = flags;
 }

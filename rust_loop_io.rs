@@ -5,7 +5,7 @@
 //! hands the request's own pages to the file as an `ITER_BVEC` iov_iter).
 //!
 //! As in `loop.c`, `queue_rq` never touches the backing file: every request
-//! goes to the module's workqueue ([`work`]), which submits it. `queue_rq`
+//! goes to the device's workqueue ([`work`]), which submits it. `queue_rq`
 //! runs in whatever context dispatched the request, often the submitter's
 //! own plug flush (`blk_finish_plug()` walking `current->plug`); reaching
 //! the backing file from there would run the backing file system, and the
@@ -16,7 +16,15 @@
 //! same classes. The worker has no plug, no locks of the submitter's and a
 //! stack of its own. Direct I/O then completes asynchronously through the
 //! kiocb; the workqueue runs one work item per request, so blocking
-//! requests of one device proceed in parallel.
+//! requests of one device proceed in parallel, and each device has a
+//! workqueue of its own, so a device stacked on another one, or one whose
+//! backing store hangs, never waits for work slots of another device.
+//!
+//! As in `loop_handle_cmd()`, the worker does a request's I/O in the name
+//! of the cgroup that issued it: the blkcg of its first bio and the memory
+//! cgroup of the same cgroup (see `sys::request::Request::defer`), so a
+//! container's writes through a loop device count against its own
+//! `io.max` on the backing disk and its own `memory.max`.
 //!
 //! Results follow `lo_complete_rq()`: errors become block statuses, a short
 //! read completes what it got and requeues the rest, a read of nothing
@@ -148,7 +156,7 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::Discard => stats.discards.add(1, Relaxed),
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
-    rq.defer();
+    rq.defer(lo.workqueue());
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).

@@ -15,6 +15,7 @@ use crate::{
         self,
         disk::{BlockDevice, ClaimHolder, GenDisk, OpenMode},
         file::BackingFile,
+        sync::LockKillable,
         uapi::{self, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64},
     },
     MINORBITS,
@@ -99,7 +100,7 @@ pub(crate) fn ioctl(
         // lo_simple_ioctl() answers anything else with EINVAL, under
         // lo_mutex.
         _ => {
-            let _lo = lo.st.lock();
+            let _lo = lo.st.lock_killable()?;
             return Err(EINVAL);
         }
     }
@@ -286,13 +287,16 @@ fn set_dio(lo: &LoopDevice, disk: &GenDisk, arg: usize) -> Result {
     let (ret, mut io) = lo
         .disk
         .update_limits_frozen(disk, |lim| LoopDevice::set_dma_limit(&cfg, flags, lim))?;
+    // Limits the queue refused leave the old ones, so the mode stays the
+    // old one too. (loop.c ignores the commit's result and switches.)
+    ret?;
     cfg.update_frozen(&mut io, |cfg, _| {
         cfg.flags = flags;
         Ok(())
     })?;
     drop(io);
     cfg.commit();
-    ret
+    Ok(())
 }
 
 /// `loop_set_block_size()`.
@@ -340,7 +344,9 @@ fn change_fd(lo: &LoopDevice, bdev: &BlockDevice, fd: u32) -> Result {
 fn do_change_fd(lo: &LoopDevice, bdev: &BlockDevice, file: BackingFile) -> Result {
     let disk = bdev.disk();
     let is_loop = LoopDevice::is_loop_device(&file);
-    let validate = is_loop.then(|| lo.shared.validate.lock());
+    let validate = is_loop
+        .then(|| lo.shared.validate.lock_killable())
+        .transpose()?;
     let mut cfg = lo.lock_in(LoState::Bound, ENXIO)?;
     if cfg.flags & uapi::LO_FLAGS_READ_ONLY == 0 {
         return Err(EINVAL);

@@ -37,6 +37,7 @@ use crate::{
     sys::{
         disk::{Disk, GenDisk, IoGuard, Queue},
         file::{BackingFile, DioAlign},
+        sync::LockKillable,
         sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
         uapi, ModuleRef,
     },
@@ -170,13 +171,24 @@ impl DevState {
         LoState::from_i32(self.state.load(Acquire))
     }
 
-    /// Takes `lo_mutex`.
+    /// Takes `lo_mutex` (`mutex_lock()`): for the teardown paths, which
+    /// must not give up.
     pub(crate) fn lock(&self) -> Locked<'_> {
         Locked {
             st: self,
             cfg: self.lock.lock(),
             stale: false,
         }
+    }
+
+    /// Takes `lo_mutex` unless the task is killed meanwhile
+    /// (`mutex_lock_killable()`, `EINTR`): for every wait of a user task.
+    pub(crate) fn lock_killable(&self) -> Result<Locked<'_>> {
+        Ok(Locked {
+            st: self,
+            cfg: self.lock.lock_killable()?,
+            stale: false,
+        })
     }
 
     /// The next file of a loop-on-loop chain through this device, for

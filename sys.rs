@@ -16,8 +16,10 @@
 //! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
 //! - [`request`]: started blk-mq requests and the zero-copy file I/O.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
+//! - [`sync`]: killable waits for a kernel crate `Mutex`.
 //! - [`sysfs`]: an attribute group on a disk.
 //! - [`uapi`]: the loop UAPI (`<linux/loop.h>`), which bindgen does not see.
+//! - [`workqueue`]: a workqueue of the driver's own (one per device).
 //! - [`xarray`]: an allocating XArray of `Arc`s with a mark, for the
 //!   registry of devices (the kernel crate's `XArray` neither allocates
 //!   indices nor marks entries).
@@ -32,8 +34,10 @@ pub(crate) mod helpers;
 pub(crate) mod misc;
 pub(crate) mod param;
 pub(crate) mod request;
+pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;
+pub(crate) mod workqueue;
 pub(crate) mod xarray;
 
 use kernel::bindings;

@@ -94,6 +94,10 @@
 struct request_queue;
 struct queue_limits;
 struct kiocb;
+struct request;
+struct cgroup_subsys_state;
+struct mem_cgroup;
+struct mutex;
 
 #include <linux/types.h>
 
@@ -106,5 +110,14 @@ void rust_loop_kiocb_start_write(struct kiocb *iocb);
 void rust_loop_kiocb_end_write(struct kiocb *iocb);
 unsigned int rust_loop_memalloc_noio_save(void);
 void rust_loop_memalloc_noio_restore(unsigned int flags);
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq);
+struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css);
+void rust_loop_css_put(struct cgroup_subsys_state *css);
+void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css);
+struct mem_cgroup *rust_loop_set_active_memcg_css(struct cgroup_subsys_state *css);
+void rust_loop_set_active_memcg(struct mem_cgroup *memcg);
+int rust_loop_mutex_lock_killable(struct mutex *lock);
+unsigned int rust_loop_worker_flags_save(void);
+void rust_loop_worker_flags_restore(unsigned int flags);
 
 #endif /* RUST_LOOP_HELPERS_H */

@@ -61,6 +61,11 @@ impl OpenMode {
 /// The gendisk holds an `Arc<Self>` from [`Disk::add`] until it is
 /// released, so `&self` is valid in every callback.
 pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
+    /// The callbacks of the driver's disks: a `static` of the driver's,
+    /// `static V: DiskVtable<D> = DiskVtable::new();`. Its address tells
+    /// the driver's disks from others ([`driver_of`]).
+    const VTABLE: &'static DiskVtable<Self>;
+
     /// State of the data path: read by every request without a lock
     /// ([`Request::io`]), changed only with the queue frozen
     /// ([`Disk::freeze_io`]), as `loop.c` changes its backing file, offset
@@ -167,7 +172,7 @@ impl<T: DiskOps> Disk<T> {
             // SAFETY: `slot` is valid for writes and pinned until dropped.
             let set = Opaque::cast_into(unsafe { ptr::addr_of!((*slot).tag_set) });
             let mut ts: bindings::blk_mq_tag_set = pin_init::zeroed();
-            ts.ops = &Vtable::<T>::MQ_OPS;
+            ts.ops = &T::VTABLE.mq_ops;
             ts.nr_hw_queues = p.nr_hw_queues;
             ts.queue_depth = p.queue_depth;
             ts.numa_node = bindings::NUMA_NO_NODE;
@@ -205,7 +210,7 @@ impl<T: DiskOps> Disk<T> {
                 (*disk).major = p.major as i32;
                 (*disk).first_minor = p.first_minor as i32;
                 (*disk).minors = p.minors as i32;
-                (*disk).fops = &Vtable::<T>::FOPS;
+                (*disk).fops = &T::VTABLE.fops;
                 (*disk).events = bindings::DISK_EVENT_MEDIA_CHANGE as u16;
                 (*disk).event_flags = bindings::DISK_EVENT_FLAG_UEVENT as u16;
                 if p.suppress_part_scan {
@@ -782,6 +787,31 @@ impl Limits {
     }
 }
 
+/// The callbacks of a driver's disks, declared once as a `static` by the
+/// driver ([`DiskOps::VTABLE`]): unlike a constant's, a static's address
+/// is unique, so comparing a gendisk's `fops` with it identifies the
+/// driver's disks, as `loop.c` compares with `&lo_fops`.
+pub(crate) struct DiskVtable<T> {
+    fops: bindings::block_device_operations,
+    mq_ops: bindings::blk_mq_ops,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: two read-only tables of function pointers and the module's
+// address, used by any thread.
+unsafe impl<T> Sync for DiskVtable<T> {}
+
+impl<T: DiskOps> DiskVtable<T> {
+    /// The callbacks for disks of `T`.
+    pub(crate) const fn new() -> Self {
+        DiskVtable {
+            fops: Vtable::<T>::FOPS,
+            mq_ops: Vtable::<T>::MQ_OPS,
+            _p: PhantomData,
+        }
+    }
+}
+
 struct Vtable<T>(PhantomData<T>);
 
 impl<T: DiskOps> Vtable<T> {
@@ -901,7 +931,7 @@ pub(super) unsafe fn driver_of<'a, T: DiskOps>(
     disk: *mut bindings::gendisk,
 ) -> Option<ArcBorrow<'a, T>> {
     // SAFETY: valid by the caller's guarantee.
-    if unsafe { (*disk).fops } != ptr::from_ref(&Vtable::<T>::FOPS) {
+    if unsafe { (*disk).fops } != ptr::from_ref(&T::VTABLE.fops) {
         return None;
     }
     // SAFETY: our fops are set on our disks only, and a disk reachable

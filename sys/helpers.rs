@@ -6,7 +6,7 @@
 //! kernel's definition at build time (`include/rust_loop_helpers.h`), as
 //! it does the sizes and field offsets of the loop UAPI structures.
 
-use kernel::ffi::{c_uint, c_void};
+use kernel::ffi::{c_int, c_uint, c_void};
 
 /// `BLK_OPEN_WRITE`.
 pub(crate) const BLK_OPEN_WRITE: u32 = 1 << 1;
@@ -156,4 +156,23 @@ extern "C" {
     pub(crate) fn rust_loop_memalloc_noio_save() -> c_uint;
     /// `memalloc_noio_restore(flags)`.
     pub(crate) fn rust_loop_memalloc_noio_restore(flags: c_uint);
+    /// `bio_blkcg_css(rq->bio)`, or NULL without a bio or blkcg.
+    pub(crate) fn rust_loop_rq_blkcg_css(rq: *mut c_void) -> *mut c_void;
+    /// A reference on the memory cgroup css of `blkcg_css`'s cgroup
+    /// (`cgroup_get_e_css()`), or NULL.
+    pub(crate) fn rust_loop_get_memcg_css(blkcg_css: *mut c_void) -> *mut c_void;
+    /// `css_put(css)`.
+    pub(crate) fn rust_loop_css_put(css: *mut c_void);
+    /// `kthread_associate_blkcg(css)`: takes its own reference.
+    pub(crate) fn rust_loop_kthread_associate_blkcg(css: *mut c_void);
+    /// `set_active_memcg(mem_cgroup_from_css(css))`: the previous memcg.
+    pub(crate) fn rust_loop_set_active_memcg_css(css: *mut c_void) -> *mut c_void;
+    /// `set_active_memcg(memcg)`.
+    pub(crate) fn rust_loop_set_active_memcg(memcg: *mut c_void);
+    /// `mutex_lock_killable(lock)`: 0, or `-EINTR` on a fatal signal.
+    pub(crate) fn rust_loop_mutex_lock_killable(lock: *mut c_void) -> c_int;
+    /// Saves `current->flags`, sets `PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO`.
+    pub(crate) fn rust_loop_worker_flags_save() -> c_uint;
+    /// `current->flags = flags`.
+    pub(crate) fn rust_loop_worker_flags_restore(flags: c_uint);
 }

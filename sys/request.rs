@@ -30,7 +30,7 @@ use core::{
 };
 use kernel::{
     bindings,
-    ffi::{c_int, c_long, c_uint, c_ulong},
+    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
@@ -94,6 +94,12 @@ pub(crate) struct RwFlags {
 
 const PDU_WRITE: u32 = 1 << 0;
 
+/// bio_vec descriptors a request keeps allocated for its next multi-bio
+/// submission (256 bytes): a larger copy (up to `max_segments`, 128 by
+/// default: 2 KiB) is freed when its request completes, as `loop.c` frees
+/// every copy, so an idle device holds at most this per request.
+const KEEP_BVECS: usize = 16;
+
 /// What the PDU of every request holds: the state of its file I/O.
 ///
 /// # Invariants
@@ -111,6 +117,9 @@ struct Pdu<T: DiskOps> {
     flags: Atomic<u32>,
     /// The bio_vec descriptors of a multi-bio request, while in flight.
     bvecs: UnsafeCell<KVec<bindings::bio_vec>>,
+    /// The cgroups of a deferred request, from [`Request::defer`] to the
+    /// work callback, which takes them ([`Charge`]).
+    charge: UnsafeCell<Charge>,
     _p: PhantomData<T>,
 }
 
@@ -269,16 +278,26 @@ impl<T: DiskOps> Request<T> {
         self.pdu().ret.load(Acquire)
     }
 
-    /// Hands the request to the module's I/O workqueue ([`IoWorkQueue`]),
-    /// which calls [`DiskOps::work`] with it.
-    pub(crate) fn defer(self) {
-        let Some(wq) = IoWorkQueue::get() else {
-            self.end(Status::IOERR);
-            return;
-        };
+    /// Hands the request to `wq`, which calls [`DiskOps::work`] with it in
+    /// the name of the request's cgroups, as `loop.c` does: the blkcg of
+    /// its first bio, so the bios the backing file's I/O issues are
+    /// throttled and counted there (`io.max`, `io.stat`), and the memory
+    /// cgroup of the same cgroup, so the page cache and allocations of
+    /// that I/O are charged there (`memory.max`).
+    ///
+    /// `wq` must be drained (destroyed) before the disk's tag set is
+    /// freed: the work item lives in the request.
+    pub(crate) fn defer(self, wq: &WorkQueue) {
+        // SAFETY: an owned request: its bio and the bio's blkcg are alive.
+        let charge = unsafe { Charge::of(self.raw()) };
+        // SAFETY: we own the request and with it the PDU's charge cell; no
+        // work item of it is queued or running.
+        unsafe { *self.pdu().charge.get() = charge };
         if let Err(rq) = wq.enqueue(self) {
             // The work item cannot be pending while we own the request.
             kernel::pr_warn_once!("request work already queued\n");
+            // SAFETY: owned again, as above.
+            unsafe { (*rq.pdu().charge.get()).release() };
             rq.end(Status::IOERR);
         }
     }
@@ -484,7 +503,12 @@ impl<T: DiskOps> Request<T> {
         }
         // SAFETY: the last reference: nothing else uses the PDU's I/O state.
         unsafe {
-            (*pdu.bvecs.get()).clear();
+            let bvecs = &mut *pdu.bvecs.get();
+            if bvecs.capacity() > KEEP_BVECS {
+                *bvecs = KVec::new();
+            } else {
+                bvecs.clear();
+            }
             if pdu.flags.load(Relaxed) & PDU_WRITE != 0 {
                 helpers::rust_loop_kiocb_end_write(pdu.iocb.get().cast());
             }
@@ -553,7 +577,14 @@ unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::work_struct)
         bindings::blk_mq_rq_from_pdu(pdu.cast())
     };
     // SAFETY: `defer` gave up ownership for this call.
-    T::work(unsafe { Request::from_raw(rq) });
+    let rq = unsafe { Request::<T>::from_raw(rq) };
+    // SAFETY: we own the request and with it the charge `defer` stored;
+    // taking it leaves nothing to release in the PDU.
+    let charge = unsafe { core::mem::replace(&mut *rq.pdu().charge.get(), Charge::NONE) };
+    // The scope owns the charge: the request may be over (and reused) as
+    // soon as `work` returns, or before.
+    let _scope = WorkerScope::enter(charge);
+    T::work(rq);
 }
 
 /// `kiocb->ki_complete` of an asynchronous submission.
@@ -642,6 +673,7 @@ pub(super) unsafe extern "C" fn init_request_callback<T: DiskOps>(
         ptr::addr_of_mut!((*pdu).ret).write(Atomic::new(0));
         ptr::addr_of_mut!((*pdu).flags).write(Atomic::new(0));
         ptr::addr_of_mut!((*pdu).bvecs).write(UnsafeCell::new(KVec::new()));
+        ptr::addr_of_mut!((*pdu).charge).write(UnsafeCell::new(Charge::NONE));
         ptr::addr_of_mut!((*pdu)._p).write(PhantomData);
     }
     0
@@ -666,53 +698,99 @@ pub(super) const fn pdu_size<T: DiskOps>() -> usize {
     core::mem::size_of::<Pdu<T>>()
 }
 
-/// The module's workqueue for requests that may block: unbound, freezable,
-/// with a rescuer (I/O on the memory-reclaim path must make progress).
-///
-/// It is module-wide and outlives every disk: the module creates it before
-/// any disk and destroys it after the last one is deleted, which also waits
-/// for work items still returning from [`DiskOps::work`].
+/// The cgroups a deferred request's I/O is charged to (`cmd->blkcg_css`,
+/// `cmd->memcg_css` of `loop.c`).
 ///
 /// # Invariants
 ///
-/// `IO_WQ` holds the workqueue allocated by the one live instance, or NULL.
-pub(crate) struct IoWorkQueue(());
+/// `blkcg` is NULL or the blkcg css of the first bio of the request whose
+/// PDU holds this value (valid while the request is owned); `memcg` is
+/// NULL or a css on which this value holds a reference.
+struct Charge {
+    blkcg: *mut c_void,
+    memcg: *mut c_void,
+}
 
-static IO_WQ: Atomic<*mut bindings::workqueue_struct> = Atomic::new(ptr::null_mut());
+impl Charge {
+    /// No cgroup: the worker's own (the root).
+    const NONE: Charge = Charge {
+        blkcg: ptr::null_mut(),
+        memcg: ptr::null_mut(),
+    };
 
-impl IoWorkQueue {
-    /// Allocates the workqueue, named `name`.
-    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
-        let flags = bindings::wq_flags_WQ_UNBOUND
-            | bindings::wq_flags_WQ_FREEZABLE
-            | bindings::wq_flags_WQ_MEM_RECLAIM;
-        // SAFETY: `name` is a static C string with no format directives.
-        let wq = unsafe { bindings::alloc_workqueue_noprof(name.as_char_ptr(), flags, 0) };
-        if wq.is_null() {
-            return Err(ENOMEM);
-        }
-        if IO_WQ.cmpxchg(ptr::null_mut(), wq, Full).is_err() {
-            // SAFETY: just allocated, never published.
-            unsafe { bindings::destroy_workqueue(wq) };
-            return Err(EBUSY);
-        }
-        // INVARIANT: published in `IO_WQ`.
-        Ok(IoWorkQueue(()))
+    /// The cgroups of `rq`, with a reference on the memory cgroup.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a started request owned by the caller.
+    unsafe fn of(rq: *mut bindings::request) -> Charge {
+        // SAFETY: a valid request by the caller's guarantee.
+        let blkcg = unsafe { helpers::rust_loop_rq_blkcg_css(rq.cast()) };
+        // SAFETY: `blkcg` is NULL or a live css (the bio holds it).
+        let memcg = unsafe { helpers::rust_loop_get_memcg_css(blkcg) };
+        // INVARIANT: as taken just above.
+        Charge { blkcg, memcg }
     }
 
-    fn get() -> Option<&'static WorkQueue> {
-        let wq = IO_WQ.load(Acquire);
-        // SAFETY: a published workqueue lives until `drop`, which happens
-        // only after every disk (and so every request) is gone.
-        (!wq.is_null()).then(|| unsafe { WorkQueue::from_raw(wq) })
+    /// Drops the memory cgroup reference.
+    fn release(&mut self) {
+        if !self.memcg.is_null() {
+            // SAFETY: a reference we hold (type invariant), given up once.
+            unsafe { helpers::rust_loop_css_put(self.memcg) };
+        }
+        *self = Charge::NONE;
     }
 }
 
-impl Drop for IoWorkQueue {
+/// `loop_process_work()` and `loop_handle_cmd()` around one request: the
+/// task is not throttled for the dirty pages of the device it serves
+/// (`PF_LOCAL_THROTTLE`), allocates without I/O (`PF_MEMALLOC_NOIO`), and
+/// issues its bios and charges its memory in the request's cgroups. The
+/// values are copied out of the request, which may be over before the
+/// scope ends.
+struct WorkerScope {
+    flags: c_uint,
+    charge: Charge,
+    old_memcg: *mut c_void,
+}
+
+impl WorkerScope {
+    /// Enters the scope on the current (worker) task, taking `charge`.
+    fn enter(charge: Charge) -> Self {
+        // SAFETY: changes the current task's flags; restored by `drop`.
+        let flags = unsafe { helpers::rust_loop_worker_flags_save() };
+        if !charge.blkcg.is_null() {
+            // SAFETY: the request is still owned by the worker, so its
+            // bio's blkcg is alive; the kthread takes its own reference.
+            unsafe { helpers::rust_loop_kthread_associate_blkcg(charge.blkcg) };
+        }
+        let old_memcg = if charge.memcg.is_null() {
+            ptr::null_mut()
+        } else {
+            // SAFETY: `charge` holds a reference on the css, kept until
+            // after the previous memcg is restored in `drop`.
+            unsafe { helpers::rust_loop_set_active_memcg_css(charge.memcg) }
+        };
+        WorkerScope {
+            flags,
+            charge,
+            old_memcg,
+        }
+    }
+}
+
+impl Drop for WorkerScope {
     fn drop(&mut self) {
-        let wq = IO_WQ.xchg(ptr::null_mut(), Full);
-        // SAFETY: allocated by `new`; no request can be deferred any more;
-        // destroying drains what is queued and waits for running items.
-        unsafe { bindings::destroy_workqueue(wq) };
+        if !self.charge.blkcg.is_null() {
+            // SAFETY: drops the kthread's own reference taken in `enter`.
+            unsafe { helpers::rust_loop_kthread_associate_blkcg(ptr::null_mut()) };
+        }
+        if !self.charge.memcg.is_null() {
+            // SAFETY: restores what `enter` replaced, on the same task.
+            unsafe { helpers::rust_loop_set_active_memcg(self.old_memcg) };
+        }
+        self.charge.release();
+        // SAFETY: restores what `enter` saved, on the same task.
+        unsafe { helpers::rust_loop_worker_flags_restore(self.flags) };
     }
 }

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A workqueue of the driver's own, allocated and destroyed by its owner:
+//! the kernel crate offers only the system workqueues
+//! ([`kernel::workqueue::system`] and friends).
+
+use core::{ops::Deref, ptr::NonNull};
+use kernel::{bindings, prelude::*, str::CStr, workqueue::Queue};
+
+/// An owned workqueue (`alloc_workqueue()` / `destroy_workqueue()`).
+///
+/// # Invariants
+///
+/// `0` points to a workqueue allocated by [`OwnedQueue::new`] and not yet
+/// destroyed; this value is its only owner.
+pub(crate) struct OwnedQueue(NonNull<bindings::workqueue_struct>);
+
+// SAFETY: a workqueue may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: queueing work on a shared workqueue is thread-safe.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// An unbound, freezable workqueue named `name`, with the default
+    /// concurrency: what `loop.c` allocates for each device (`loop%d`).
+    pub(crate) fn new_unbound_freezable(name: &CStr) -> Result<Self> {
+        let flags = bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE;
+        // SAFETY: `"%s"` with one valid NUL-terminated string argument;
+        // the name is copied into the workqueue.
+        let wq = unsafe {
+            bindings::alloc_workqueue_noprof(c"%s".as_char_ptr(), flags, 0, name.as_char_ptr())
+        };
+        // INVARIANT: freshly allocated, owned by the new value.
+        NonNull::new(wq).map(OwnedQueue).ok_or(ENOMEM)
+    }
+}
+
+impl Deref for OwnedQueue {
+    type Target = Queue;
+
+    fn deref(&self) -> &Queue {
+        // SAFETY: valid until `drop` (type invariant), which needs `&mut`.
+        unsafe { Queue::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedQueue {
+    /// Waits for queued and running work items, then frees the workqueue.
+    fn drop(&mut self) {
+        // SAFETY: allocated by `new`, destroyed once, here.
+        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) };
+    }
+}
