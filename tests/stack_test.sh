@@ -19,6 +19,18 @@
 #    Locks of the same classes (ext4 inode and journal locks) are taken at
 #    both levels; the kernel log must stay free of lockdep reports.
 #
+#  - many requests of a loop device stacked on another one, and of a
+#    device whose backing store hangs, with the drivers loaded with
+#    hw_queue_depth=1024: a buffered loop device over a file on ext4 on a
+#    direct loop device, 2048 random O_DIRECT reads in flight on it with a
+#    cold cache, completes and reads back the file. A driver with one
+#    workqueue for all its devices (1024 active work items) deadlocks:
+#    every active item waits for a read of the lower device queued behind
+#    them in the same workqueue. Then a device over a file on a frozen
+#    ext4 (fsfreeze) with 2048 writes waiting in it: another device keeps
+#    serving I/O, and after the thaw the waiting writes complete and
+#    verify (issue 9, item 2).
+#
 # Every case also checks that nothing new in the kernel log looks like a
 # splat, so a failure is attributed to its case (scripts/check.sh checks
 # the whole log again at the end).
@@ -29,9 +41,13 @@ work=$T_SCRATCH/stack-test
 mnt=$T_SCRATCH/mnt-stack
 devs=()
 sdbg=
+frozen=
+bg=
 
 cleanup() {
 	local i
+	[ -n "$frozen" ] && fsfreeze -u "$frozen"
+	[ -n "$bg" ] && wait $bg
 	mountpoint -q "$mnt" && umount "$mnt"
 	# Top of a stack first: a lower device is busy while one above holds it.
 	for ((i = ${#devs[@]} - 1; i >= 0; i--)); do
@@ -173,8 +189,121 @@ ext4_on_ext4() {
 	kmsg_clean
 }
 
+# inflight_at_least DEV N: within 60 s, DEV has N requests in flight.
+inflight_at_least() {
+	local i r w
+	for ((i = 0; i < 600; i++)); do
+		read -r r w <"/sys/block/${1#/dev/}/inflight"
+		[ $((r + w)) -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	t_diag "$1: $((r + w)) requests in flight after 60 s, want >= $2"
+	return 1
+}
+
+# deep_stacked: 2048 cold random reads on a buffered loop device over a
+# file on ext4 on a direct loop device (see the header).
+deep_stacked() {
+	local low up log=$work/fio.log
+	truncate -s 64M "$work/lower.img" || return 1
+	low=$(attach_dio "$work/lower.img") || { t_diag "losetup failed"; return 1; }
+	devs+=("$low")
+	mkfs.ext4 -q -F "$low" && mount "$low" "$mnt" || { t_diag "mkfs/mount $low failed"; return 1; }
+	dd if=/dev/urandom of="$mnt/upper.img" bs=1M count=16 status=none || return 1
+	sync && echo 3 >/proc/sys/vm/drop_caches
+	up=$(losetup -f --show --direct-io=off "$mnt/upper.img") || { t_diag "losetup failed"; return 1; }
+	devs+=("$up")
+	# A deadlock leaves fio in uninterruptible sleep: give up after 300 s
+	# rather than wait for it.
+	fio --name=deep --filename="$up" --direct=1 --ioengine=libaio \
+		--iodepth=512 --numjobs=4 --rw=randread --bs=4k --size=16M \
+		--io_size=2M --group_reporting >"$log" 2>&1 &
+	bg=$!
+	if ! wait_gone $bg 300; then
+		t_diag "fio on $up (over ext4 on $low) still running after 300 s:" \
+			"$(grep -E 'blocked for more than|deadlock' <(dmesg) | tail -5)"
+		bg=
+		return 1
+	fi
+	wait $bg || { t_diag "fio on $up failed:" "$(tail -20 "$log")"; bg=; return 1; }
+	bg=
+	echo 3 >/proc/sys/vm/drop_caches
+	cmp "$up" "$mnt/upper.img" || { t_diag "$up does not read back its backing file"; return 1; }
+	losetup -d "$up" && umount "$mnt" && losetup -d "$low" || return 1
+	devs=()
+	rm -f "$work/lower.img"
+	kmsg_clean
+}
+
+# frozen_neighbour: writes waiting on a frozen backing file system do not
+# stop another device (see the header).
+frozen_neighbour() {
+	local low lf ln log=$work/fio.log dd_pid ok=1
+	truncate -s 48M "$work/lower.img" && truncate -s 8M "$work/other.img" || return 1
+	low=$(attach_dio "$work/lower.img") || { t_diag "losetup failed"; return 1; }
+	devs+=("$low")
+	mkfs.ext4 -q -F "$low" && mount "$low" "$mnt" || { t_diag "mkfs/mount $low failed"; return 1; }
+	fallocate -l 8M "$mnt/frozen.img" || return 1
+	lf=$(attach_dio "$mnt/frozen.img") || { t_diag "losetup failed"; return 1; }
+	devs+=("$lf")
+	ln=$(attach_dio "$work/other.img") || { t_diag "losetup failed"; return 1; }
+	devs+=("$ln")
+	fsfreeze -f "$mnt" || { t_diag "fsfreeze -f $mnt failed"; return 1; }
+	frozen=$mnt
+	# Two jobs of 1024 writes, each in a 4 MiB region of its own (verify
+	# needs that), all in flight at once.
+	fio --name=frozen --filename="$lf" --direct=1 --ioengine=libaio \
+		--iodepth=1024 --numjobs=2 --rw=randwrite --bs=4k --size=4M \
+		--offset_increment=4M --verify=crc32c --verify_fatal=1 \
+		--do_verify=1 --group_reporting >"$log" 2>&1 &
+	bg=$!
+	inflight_at_least "$lf" 1024 || ok=
+	dd if=/dev/urandom of="$work/pattern" bs=64k count=16 status=none
+	dd if="$work/pattern" of="$ln" bs=64k oflag=direct status=none &
+	dd_pid=$!
+	if ! wait_gone $dd_pid 60; then
+		t_diag "a write to $ln waited more than 60 s for the writes stuck on $lf"
+		ok=
+	fi
+	fsfreeze -u "$mnt" && frozen=
+	wait $dd_pid || { t_diag "dd to $ln failed"; ok=; }
+	cmp -n 1M "$ln" "$work/pattern" || { t_diag "$ln does not read back the pattern"; ok=; }
+	if ! wait_gone $bg 300; then
+		t_diag "fio on $lf still running 300 s after the thaw"
+		bg=
+		return 1
+	fi
+	wait $bg || { t_diag "fio on $lf failed after the thaw:" "$(tail -20 "$log")"; ok=; }
+	bg=
+	losetup -d "$ln" && losetup -d "$lf" && umount "$mnt" && losetup -d "$low" || return 1
+	devs=()
+	rm -f "$work/lower.img" "$work/other.img" "$work/pattern"
+	kmsg_clean && [ -n "$ok" ]
+}
+
+# wait_gone PID SECONDS: PID (a child) ended within SECONDS.
+wait_gone() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 t_check "three stacked loop devices, all direct: read and write through the top" stack 3
 t_check "two stacked loop devices, both direct: read and write through the top" stack 2
 t_check "loop device over a scsi_debug disk, direct: write and read back" on_blockdev
 t_check "ext4 on a direct loop device on ext4: mixed read/write/fsync, verify, fsck" ext4_on_ext4
+# Thousands of requests in flight: not in the quick tier.
+if [ "$(tier 0 1 1)" = 0 ]; then
+	t_skip "2048 cold reads on a buffered loop over ext4 on a loop device (hw_queue_depth=1024) complete" "quick tier"
+	t_skip "writes stuck on a frozen backing file system do not stop another device; they complete after the thaw" "quick tier"
+elif drv_reload hw_queue_depth=1024; then
+	t_check "2048 cold reads on a buffered loop over ext4 on a loop device (hw_queue_depth=1024) complete" deep_stacked
+	t_check "writes stuck on a frozen backing file system do not stop another device; they complete after the thaw" frozen_neighbour
+	drv_reload || t_fail "$(drv_name) reloads with its default parameters"
+else
+	t_fail "$(drv_name) loads with hw_queue_depth=1024"
+fi
 t_done
