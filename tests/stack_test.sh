@@ -44,9 +44,12 @@ sdbg=
 frozen=
 bg=
 
+hung_timeout=$(cat /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null)
+
 cleanup() {
 	local i
 	[ -n "$frozen" ] && fsfreeze -u "$frozen"
+	[ -n "$hung_timeout" ] && echo "$hung_timeout" >/proc/sys/kernel/hung_task_timeout_secs
 	[ -n "$bg" ] && wait $bg
 	mountpoint -q "$mnt" && umount "$mnt"
 	# Top of a stack first: a lower device is busy while one above holds it.
@@ -248,6 +251,9 @@ frozen_neighbour() {
 	devs+=("$lf")
 	ln=$(attach_dio "$work/other.img") || { t_diag "losetup failed"; return 1; }
 	devs+=("$ln")
+	# The writes are held up on purpose, for up to two minutes under TCG:
+	# not a hang for the hung-task detector (restored after the thaw).
+	[ -n "$hung_timeout" ] && echo 600 >/proc/sys/kernel/hung_task_timeout_secs
 	fsfreeze -f "$mnt" || { t_diag "fsfreeze -f $mnt failed"; return 1; }
 	frozen=$mnt
 	# Two jobs of 1024 writes, each in a 4 MiB region of its own (verify
@@ -266,6 +272,7 @@ frozen_neighbour() {
 		ok=
 	fi
 	fsfreeze -u "$mnt" && frozen=
+	[ -n "$hung_timeout" ] && echo "$hung_timeout" >/proc/sys/kernel/hung_task_timeout_secs
 	wait $dd_pid || { t_diag "dd to $ln failed"; ok=; }
 	cmp -n 1M "$ln" "$work/pattern" || { t_diag "$ln does not read back the pattern"; ok=; }
 	if ! wait_gone $bg 300; then
