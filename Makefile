@@ -8,6 +8,9 @@
 #                        a shell, or CMD's output and exit status
 #   make bench           fio benchmark of rust_loop against loop.ko
 #   make KDIR=/path      build against another kernel build directory
+#   make install         build rust_loop as loop.ko for the running kernel
+#                        and install it in place of the kernel's loop.ko
+#   make uninstall       take it out: the kernel's loop.ko is loop again
 #
 # Everything the build needs (a trixie chroot with the pinned toolchain, the
 # kernel source and the kernels) goes to ~/.cache/rust_loop
@@ -24,10 +27,31 @@ endif
 
 KBUILD_ARGS := $(if $(CLIPPY),CLIPPY=1) $(if $(V),V=$(V))
 
+# make install / make uninstall (Documentation/install.rst): the module
+# built under the name loop, into build/<...>-loop/, for the kernel of KDIR
+# (default: the running kernel's build directory), or of the project's
+# kernel PROFILE when PROFILE is given on the command line. KO=PATH
+# installs a loop.ko built before, without building. INSTALL_MOD_PATH,
+# DESTDIR and DEPMOD are read by scripts/install.sh. make uninstall
+# removes it for KRELEASE: KDIR's release, or the running kernel's.
+ifeq ($(origin KDIR), command line)
+  INSTALL_SRC := --kdir $(KDIR)
+  INSTALL_MO := build/kdir-loop
+  KRELEASE ?= $(shell cat $(KDIR)/include/config/kernel.release)
+else ifeq ($(origin PROFILE), command line)
+  INSTALL_SRC := $(PROFILE)
+  INSTALL_MO := build/$(PROFILE)-loop
+else
+  INSTALL_SRC = --kdir /lib/modules/$(shell uname -r)/build
+  INSTALL_MO := build/kdir-loop
+endif
+KRELEASE ?= $(shell uname -r)
+
 # make run CMD='...' reads CMD from the environment, unquoted by make.
 export CMD
 
-.PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean
+.PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean \
+	install uninstall
 
 all: module
 
@@ -47,6 +71,17 @@ check:
 run:
 	scripts/build-module.sh release build/release $(KBUILD_ARGS) >/dev/null
 	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- "$$CMD"
+
+install:
+ifeq ($(KO),)
+	scripts/build-module.sh $(INSTALL_SRC) $(INSTALL_MO) RUST_LOOP_NAME=loop $(KBUILD_ARGS)
+	scripts/install.sh install $(INSTALL_MO)/loop.ko
+else
+	scripts/install.sh install $(KO)
+endif
+
+uninstall:
+	scripts/install.sh uninstall $(KRELEASE)
 
 bench:
 	scripts/bench.sh
