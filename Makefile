@@ -11,6 +11,7 @@
 #   make install         build rust_loop as loop.ko for the running kernel
 #                        and install it in place of the kernel's loop.ko
 #   make uninstall       take it out: the kernel's loop.ko is loop again
+#   make dkms            the same through DKMS, rebuilt for every new kernel
 #
 # Everything the build needs (a trixie chroot with the pinned toolchain, the
 # kernel source and the kernels) goes to ~/.cache/rust_loop
@@ -51,7 +52,7 @@ KRELEASE ?= $(shell uname -r)
 export CMD
 
 .PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean \
-	install uninstall
+	install uninstall dkms dkms-remove
 
 all: module
 
@@ -82,6 +83,26 @@ endif
 
 uninstall:
 	scripts/install.sh uninstall $(KRELEASE)
+
+# make dkms: the module's sources to /usr/src/rust_loop-<version>, then
+# dkms add, build and install for KRELEASE (with KDIR, against it).
+DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
+DKMS_SRC = $(DESTDIR)/usr/src/rust_loop-$(DKMS_VERSION)
+DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h)
+DKMS_ARGS = rust_loop/$(DKMS_VERSION) -k $(KRELEASE) $(if $(filter command line,$(origin KDIR)),--kernelsourcedir $(KDIR))
+
+dkms:
+	rm -rf $(DKMS_SRC)
+	mkdir -p $(DKMS_SRC)
+	cp --parents $(DKMS_FILES) $(DKMS_SRC)/
+	dkms status rust_loop/$(DKMS_VERSION) | grep -q . || dkms add rust_loop/$(DKMS_VERSION)
+	dkms build $(DKMS_ARGS)
+	dkms install $(DKMS_ARGS)
+
+# make dkms-remove: dkms remove for every kernel, and the sources.
+dkms-remove:
+	dkms remove rust_loop/$(DKMS_VERSION) --all
+	rm -rf $(DKMS_SRC)
 
 bench:
 	scripts/bench.sh
