@@ -48,8 +48,11 @@ else
 endif
 KRELEASE ?= $(shell uname -r)
 
-# make run CMD='...' reads CMD from the environment, unquoted by make.
-export CMD
+# make run CMD='...': CMD reaches the guest's shell as it was typed. make
+# would expand its $ (in the recipe, and when exporting it), so it is not
+# exported and the recipe quotes its unexpanded value.
+unexport CMD
+shell_quote = '$(subst ','\'',$(1))'
 
 .PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean \
 	install uninstall dkms dkms-remove
@@ -71,7 +74,8 @@ check:
 
 run:
 	scripts/build-module.sh release build/release $(KBUILD_ARGS) >/dev/null
-	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- "$$CMD"
+	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- \
+		$(call shell_quote,$(value CMD))
 
 install:
 ifeq ($(KO),)
