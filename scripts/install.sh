@@ -28,15 +28,25 @@ set -euo pipefail
 die() { printf 'rust_loop: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'rust_loop: %s\n' "$*" >&2; }
 
-# modfield FILE FIELD: a .modinfo field of a module file (the first one);
-# without kmod's modinfo, from the file's strings.
-modfield() {
-	if command -v modinfo >/dev/null; then
-		modinfo -F "$2" "$1" | head -1
-	else
-		tr '\0' '\n' <"$1" | sed -n "s/^$2=//p" | head -1
-	fi
+# modinfo_of FILE: sets name, description and vermagic from a module
+# file's .modinfo: kmod's modinfo ("field:  value" lines), or without it
+# the file's NUL-separated strings ("field=value"). One exec: every exec
+# costs in the debug guest that tests this.
+modinfo_of() {
+	local line key val
+	name= description= vermagic=
+	while IFS= read -r line; do
+		key=${line%%[:=]*}
+		val=${line#*[:=]}
+		val=${val#"${val%%[! ]*}"}
+		case $key in
+		name | description | vermagic) [ -n "${!key}" ] || printf -v "$key" '%s' "$val" ;;
+		esac
+	done < <(if command -v modinfo >/dev/null; then modinfo "$1"; else tr '\0' '\n' <"$1"; fi)
 }
+
+# The running kernel's release, without an exec.
+running() { local r; read -r r </proc/sys/kernel/osrelease; echo "$r"; }
 
 OURS="Loopback device support, in Rust"
 base=${DESTDIR:-}${INSTALL_MOD_PATH:-}
@@ -65,11 +75,10 @@ install)
 	[ $# = 2 ] || die "usage: $0 install KO"
 	ko=$2
 	[ -f "$ko" ] || die "no module $ko (make install builds it)"
-	[ "$(modfield "$ko" name)" = loop ] ||
-		die "$ko is not named loop (build it with RUST_LOOP_NAME=loop)"
-	[ "$(modfield "$ko" description)" = "$OURS" ] || die "$ko is not rust_loop"
-	rel=$(modfield "$ko" vermagic)
-	rel=${rel%% *}
+	modinfo_of "$ko"
+	[ "$name" = loop ] || die "$ko is not named loop (build it with RUST_LOOP_NAME=loop)"
+	[ "$description" = "$OURS" ] || die "$ko is not rust_loop"
+	rel=${vermagic%% *}
 	[ -n "$rel" ] || die "$ko has no vermagic"
 	tree=$base/lib/modules/$rel
 	# Into a staging directory, as a package build does, the tree may be new.
@@ -82,7 +91,7 @@ install)
 	say "installed $tree/updates/loop.ko"
 	run_depmod "$rel"
 	check_resolves "$rel" "$tree/updates/loop.ko"
-	if [ -z "$base" ] && [ "$rel" = "$(uname -r)" ] && [ -d /sys/module/loop ]; then
+	if [ -z "$base" ] && [ "$rel" = "$(running)" ] && [ -d /sys/module/loop ]; then
 		say "a loop driver is loaded; \`modprobe -r loop && modprobe loop\` switches to rust_loop"
 	fi
 	;;
@@ -95,14 +104,14 @@ uninstall)
 		say "rust_loop is not installed in $tree"
 		exit 0
 	fi
-	[ "$(modfield "$f" description)" = "$OURS" ] ||
-		die "$f is not rust_loop; not removing it"
+	modinfo_of "$f"
+	[ "$description" = "$OURS" ] || die "$f is not rust_loop; not removing it"
 	rm -f "$f"
 	rmdir --ignore-fail-on-non-empty "$tree/updates"
 	say "removed $f"
 	run_depmod "$rel"
 	check_resolves "$rel" kernel
-	if [ -z "$base" ] && [ "$rel" = "$(uname -r)" ] && [ -e /sys/module/loop/parameters/nr_hw_queues ]; then
+	if [ -z "$base" ] && [ "$rel" = "$(running)" ] && [ -e /sys/module/loop/parameters/nr_hw_queues ]; then
 		say "rust_loop is still loaded; \`modprobe -r loop\` unloads it"
 	fi
 	;;

@@ -4,8 +4,8 @@
 # `make install` and `make uninstall` as a user runs them (issue 13): the
 # module built under the name loop (build/test-loop/loop.ko, next to the
 # rust_loop.ko under test; scripts/check.sh builds both) is installed with
-# `make install KO=...` into a writable copy of the guest's module tree,
-# bind-mounted over the read-only /lib/modules for the duration, so that
+# `make install KO=...` into a writable copy of the guest's module tree
+# (its index files and loop.ko), bind-mounted over the read-only /lib/modules for the duration, so that
 # modprobe and the kernel's own request_module() see it. Then, with no loop
 # driver loaded: modprobe loop with an `options loop` line in modprobe.d,
 # modprobe -r loop, auto-loading by opening /dev/loop-control and a
@@ -112,11 +112,9 @@ params() {
 bound= made_ctl=
 restore() {
 	unload_loop
-	rm -f "$conf"
-	[ -n "$made_ctl" ] && rm -f /dev/loop-control
 	[ -n "$bound" ] && umount /lib/modules
+	rm -rf "$work" "$conf" ${made_ctl:+/dev/loop-control}
 	bound= made_ctl=
-	rm -rf "$work"
 }
 
 if [ ! -f "$ko" ]; then
@@ -125,12 +123,20 @@ if [ ! -f "$ko" ]; then
 	t_done
 fi
 
-# The setting: no loop driver loaded, a writable module tree.
-drv_unload
+# The setting: no loop driver loaded (tests/run.sh has just loaded the
+# rust_loop.ko under test, with nothing bound), a writable module tree.
+for ((i = 0; i < 50; i++)); do
+	[ -d /sys/module/rust_loop ] || break
+	rmmod rust_loop 2>/dev/null || sleep 0.1
+done
 unload_loop
+# Of the module tree, what modprobe and depmod read for loop: the index
+# files and loop.ko (the 9p copy of the whole tree took 40 s in a busy
+# guest; depmod then indexes the copy's modules only).
 rm -rf "$work"
-mkdir -p "$work/modules" /run/modprobe.d
-cp -a "$tree" "$work/modules/"
+mkdir -p "$work/modules/$rel/kernel/drivers/block" /run/modprobe.d
+cp -a "$tree"/modules.* "$work/modules/$rel/"
+cp -a "$tree/kernel/drivers/block/loop.ko" "$work/modules/$rel/kernel/drivers/block/"
 trap restore EXIT
 mount --bind "$work/modules" /lib/modules && bound=1
 
