@@ -8,6 +8,10 @@
 #                        a shell, or CMD's output and exit status
 #   make bench           fio benchmark of rust_loop against loop.ko
 #   make KDIR=/path      build against another kernel build directory
+#   make install         build rust_loop as loop.ko for the running kernel
+#                        and install it in place of the kernel's loop.ko
+#   make uninstall       take it out: the kernel's loop.ko is loop again
+#   make dkms            the same through DKMS, rebuilt for every new kernel
 #
 # Everything the build needs (a trixie chroot with the pinned toolchain, the
 # kernel source and the kernels) goes to ~/.cache/rust_loop
@@ -24,10 +28,34 @@ endif
 
 KBUILD_ARGS := $(if $(CLIPPY),CLIPPY=1) $(if $(V),V=$(V))
 
-# make run CMD='...' reads CMD from the environment, unquoted by make.
-export CMD
+# make install / make uninstall (Documentation/install.rst): the module
+# built under the name loop, into build/<...>-loop/, for the kernel of KDIR
+# (default: the running kernel's build directory), or of the project's
+# kernel PROFILE when PROFILE is given on the command line. KO=PATH
+# installs a loop.ko built before, without building. INSTALL_MOD_PATH,
+# DESTDIR and DEPMOD are read by scripts/install.sh. make uninstall
+# removes it for KRELEASE: KDIR's release, or the running kernel's.
+ifeq ($(origin KDIR), command line)
+  INSTALL_SRC := --kdir $(KDIR)
+  INSTALL_MO := build/kdir-loop
+  KRELEASE ?= $(shell cat $(KDIR)/include/config/kernel.release)
+else ifeq ($(origin PROFILE), command line)
+  INSTALL_SRC := $(PROFILE)
+  INSTALL_MO := build/$(PROFILE)-loop
+else
+  INSTALL_SRC = --kdir /lib/modules/$(shell uname -r)/build
+  INSTALL_MO := build/kdir-loop
+endif
+KRELEASE ?= $(shell uname -r)
 
-.PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean
+# make run CMD='...': CMD reaches the guest's shell as it was typed. make
+# would expand its $ (in the recipe, and when exporting it), so it is not
+# exported and the recipe quotes its unexpanded value.
+unexport CMD
+shell_quote = '$(subst ','\'',$(1))'
+
+.PHONY: all module kernel check run bench tests rustfmt rustfmtcheck clippy clean distclean \
+	install uninstall dkms dkms-remove
 
 all: module
 
@@ -46,7 +74,39 @@ check:
 
 run:
 	scripts/build-module.sh release build/release $(KBUILD_ARGS) >/dev/null
-	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- "$$CMD"
+	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- \
+		$(call shell_quote,$(value CMD))
+
+install:
+ifeq ($(KO),)
+	scripts/build-module.sh $(INSTALL_SRC) $(INSTALL_MO) RUST_LOOP_NAME=loop $(KBUILD_ARGS)
+	scripts/install.sh install $(INSTALL_MO)/loop.ko
+else
+	scripts/install.sh install $(KO)
+endif
+
+uninstall:
+	scripts/install.sh uninstall $(KRELEASE)
+
+# make dkms: the module's sources to /usr/src/rust_loop-<version>, then
+# dkms add, build and install for KRELEASE (with KDIR, against it).
+DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
+DKMS_SRC = $(DESTDIR)/usr/src/rust_loop-$(DKMS_VERSION)
+DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h)
+DKMS_ARGS = rust_loop/$(DKMS_VERSION) -k $(KRELEASE) $(if $(filter command line,$(origin KDIR)),--kernelsourcedir $(KDIR))
+
+dkms:
+	rm -rf $(DKMS_SRC)
+	mkdir -p $(DKMS_SRC)
+	cp --parents $(DKMS_FILES) $(DKMS_SRC)/
+	dkms status rust_loop/$(DKMS_VERSION) | grep -q . || dkms add rust_loop/$(DKMS_VERSION)
+	dkms build $(DKMS_ARGS)
+	dkms install $(DKMS_ARGS)
+
+# make dkms-remove: dkms remove for every kernel, and the sources.
+dkms-remove:
+	dkms remove rust_loop/$(DKMS_VERSION) --all
+	rm -rf $(DKMS_SRC)
 
 bench:
 	scripts/bench.sh

@@ -16,7 +16,8 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "$1" = --kdir ]; then
-	kdir=$(cd "$2" && pwd)
+	kdir=$(cd "$2" 2>/dev/null && pwd) ||
+		rl_die "no kernel build directory $2 (install the kernel's headers, or give KDIR=)"
 	flags=$(cat "$kdir/make-flags" 2>/dev/null || true)
 	shift 2
 else

@@ -47,6 +47,10 @@ if want c && [ "$oracle_profile" != test ]; then
 fi
 "$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null ||
 	rl_die "building rust_loop.ko failed"
+# The same module under the name loop, as make install builds it, for
+# tests/install_test.sh.
+"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test-loop" RUST_LOOP_NAME=loop >/dev/null ||
+	rl_die "building rust_loop as loop.ko failed"
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" ||
 	rl_die "building the tests failed"
 rl_log "built in $(($(date +%s) - t0)) s; booting"
