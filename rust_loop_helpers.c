@@ -118,6 +118,16 @@ void rust_loop_queue_limits_start_update(struct request_queue *q,
 	*lim = queue_limits_start_update(q);
 }
 
+/* queue_limits_start_update(), if limits_lock is free at once. */
+bool rust_loop_queue_limits_try_start_update(struct request_queue *q,
+					     struct queue_limits *lim)
+{
+	if (!mutex_trylock(&q->limits_lock))
+		return false;
+	*lim = q->limits;
+	return true;
+}
+
 void rust_loop_queue_limits_cancel_update(struct request_queue *q)
 {
 	queue_limits_cancel_update(q);

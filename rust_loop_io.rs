@@ -200,6 +200,12 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
 /// a file system that cannot do it gets the limits cleared, so the block
 /// layer stops asking. `EINVAL` and `EOPNOTSUPP` reach the submitter as
 /// such, anything else as an I/O error.
+///
+/// The limits are cleared only if `limits_lock` is free: this request
+/// holds the queue, and an ioctl holding `limits_lock` may be waiting to
+/// freeze it (`LOOP_SET_BLOCK_SIZE`, `LOOP_SET_DIRECT_IO`), a deadlock
+/// `loop.c`'s `loop_clear_limits()` walks into. When the lock is busy, a
+/// later request clears them.
 fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
     let io = rq.io();
     let Some(file) = io.file.as_ref() else {
@@ -212,7 +218,7 @@ fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
     match file.fallocate(mode, rq.pos() + io.offset, u64::from(rq.bytes())) {
         Ok(()) => Status::OK,
         Err(e) if e == EOPNOTSUPP => {
-            let _ = rq.queue().update_limits(|lim| {
+            let _ = rq.queue().try_update_limits(|lim| {
                 if mode & helpers::FALLOC_FL_ZERO_RANGE != 0 {
                     lim.clear_write_zeroes();
                 }

@@ -103,6 +103,8 @@ struct mutex;
 
 void rust_loop_queue_limits_start_update(struct request_queue *q,
 					 struct queue_limits *lim);
+bool rust_loop_queue_limits_try_start_update(struct request_queue *q,
+					     struct queue_limits *lim);
 void rust_loop_queue_limits_cancel_update(struct request_queue *q);
 unsigned int rust_loop_freeze_queue(struct request_queue *q);
 void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);

@@ -670,6 +670,33 @@ impl Queue {
         self.commit_update(lim)
     }
 
+    /// As [`Self::update_limits`] if `limits_lock` is free at once, else
+    /// nothing (`None`): for the request path, which holds the queue, while
+    /// a holder of `limits_lock` may be waiting to freeze it (taking the
+    /// lock there would deadlock, as `loop.c`'s `loop_clear_limits()` can).
+    pub(crate) fn try_update_limits(&self, f: impl FnOnce(&mut Limits)) -> Option<Result> {
+        let mut lim = MaybeUninit::<bindings::queue_limits>::uninit();
+        // SAFETY: a live queue; on success the helper holds `limits_lock`
+        // and copied the current limits into `lim`.
+        let locked = unsafe {
+            helpers::rust_loop_queue_limits_try_start_update(
+                self.raw().cast(),
+                lim.as_mut_ptr().cast(),
+            )
+        };
+        if !locked {
+            return None;
+        }
+        // INVARIANT: `limits_lock` is held.
+        let mut update = LimitsUpdate {
+            queue: self,
+            // SAFETY: initialized by the helper, which took the lock.
+            lim: Limits(unsafe { lim.assume_init() }),
+        };
+        f(&mut update);
+        Some(self.commit_update(update))
+    }
+
     /// `queue_limits_start_update()`: locks `limits_lock`, which the
     /// returned update holds until committed.
     fn start_update(&self) -> LimitsUpdate<'_> {

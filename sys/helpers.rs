@@ -142,6 +142,9 @@ pub(crate) mod layout {
 extern "C" {
     /// `*lim = queue_limits_start_update(q)`: locks `q->limits_lock`.
     pub(crate) fn rust_loop_queue_limits_start_update(q: *mut c_void, lim: *mut c_void);
+    /// `*lim = q->limits` if `mutex_trylock(&q->limits_lock)` succeeds.
+    pub(crate) fn rust_loop_queue_limits_try_start_update(q: *mut c_void, lim: *mut c_void)
+        -> bool;
     /// `queue_limits_cancel_update(q)`: unlocks `q->limits_lock`.
     pub(crate) fn rust_loop_queue_limits_cancel_update(q: *mut c_void);
     /// `blk_mq_freeze_queue(q)`.
