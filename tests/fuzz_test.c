@@ -33,8 +33,12 @@
  * diagnostics, to compare the two drivers.
  *
  * The seed is printed; FUZZ_SEED=N repeats a run (as far as thread
- * scheduling allows), FUZZ_SECONDS=S or FUZZ_CALLS=N set its length.
- * Tiers (tier_count()): 5 s quick, 30 s normal, 10^6 calls full.
+ * scheduling allows), FUZZ_SECONDS=S or FUZZ_CALLS=N set its length,
+ * FUZZ_THREADS=N (default 4) and FUZZ_DEVS=N (loop0..loop<N-1>, default 6)
+ * how many threads and devices, FUZZ_TRACE=NAME prints every failed call
+ * of one operation (a name of the histogram).
+ * Tiers (tier_count()): 5 s quick, 30 s normal, 10^6 calls full; the
+ * 32-bit build (fuzz_test-m32, tests/Makefile) runs half as long.
  */
 #include "common.h"
 
@@ -52,7 +56,7 @@
 
 #include "kselftest_harness.h"
 
-#define NTHREADS	4
+#define MAX_THREADS	16
 #define FUZZ_DEVS	6	/* loop0..loop5: bound, unbound, opened */
 #define ADD_MIN		6	/* loop6..loop12: added and removed */
 #define ADD_MAX		12
@@ -163,8 +167,8 @@ struct shared {
 	unsigned long long unexpected;
 	char first_unexpected[8][160];
 	/* Per thread: the time of its last completed call and its current op. */
-	long long progress_ns[NTHREADS];
-	int cur_op[NTHREADS];
+	long long progress_ns[MAX_THREADS];
+	int cur_op[MAX_THREADS];
 	int done;
 };
 
@@ -184,6 +188,8 @@ static char file_path[NFILES][4096], empty_path[4096], tiny_path[4096];
 static char *unmapped, *straddle, *ro_page;
 
 static volatile int stop;
+/* FUZZ_THREADS, FUZZ_DEVS: threads, and devices among loop0..loop5. */
+static int nthreads = 4, ndevs = FUZZ_DEVS;
 /* FUZZ_TRACE=NAME: print every failure of the operation NAME. */
 static int trace_op = -1;
 static unsigned long long max_calls;
@@ -227,7 +233,7 @@ static void record(int tid, enum op op, long ret, int err, const char *what)
 	__atomic_fetch_add(&sh->counts[op][e], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&sh->calls, 1, __ATOMIC_RELAXED);
 	sh->progress_ns[tid] = now_ns();
-	if (e && op == trace_op)
+	if (e && (int)op == trace_op)
 		printf("# trace: %s(%s): %s\n", op_names[op], what,
 		       strerrorname_np(e));
 	if (e && !allowed[op][e]) {
@@ -298,6 +304,14 @@ static void hostile_info64(uint64_t *s, struct loop_info64 *i)
 	if (chance(s, 8)) {
 		for (size_t k = 0; k < sizeof(*i); k++)
 			((unsigned char *)i)[k] = rnd(s);
+		return;
+	}
+	if (chance(s, 3)) {
+		/* Sane, so that some calls get through to the state changes. */
+		i->lo_offset = below(s, 3) * 4096;
+		i->lo_sizelimit = below(s, 2) * (512 << below(s, 12));
+		i->lo_flags = hostile_flags(s) & 0x1f;
+		hostile_name(s, i->lo_file_name, sizeof(i->lo_file_name));
 		return;
 	}
 	i->lo_offset = hostile_u64(s);
@@ -394,7 +408,7 @@ static int dev_index(uint64_t *s)
 {
 	if (chance(s, 5))
 		return ADD_MIN + below(s, ADD_MAX - ADD_MIN + 1);
-	return below(s, FUZZ_DEVS);
+	return below(s, ndevs);
 }
 
 /* A fresh fd of a random loop device, or -1. */
@@ -493,8 +507,10 @@ static void one_op(struct thread *t, enum op op)
 		break;
 	case OP_CONFIGURE:
 		memset(&cfg, 0, sizeof(cfg));
-		cfg.fd = hostile_backing_fd(s, fd);
-		cfg.block_size = hostile_block_size(s);
+		cfg.fd = chance(s, 3) ? file_fd[below(s, NFILES)] :
+					hostile_backing_fd(s, fd);
+		cfg.block_size = chance(s, 3) ? 512U << below(s, 4) :
+						hostile_block_size(s);
 		hostile_info64(s, &cfg.info);
 		if (chance(s, 2))
 			cfg.info.lo_flags &= LOOP_CONFIGURE_SETTABLE_FLAGS;
@@ -515,7 +531,7 @@ static void one_op(struct thread *t, enum op op)
 		if (chance(s, 8))
 			idx = -1;
 		else if (op == OP_CTL_REMOVE && chance(s, 10))
-			idx = below(s, FUZZ_DEVS);	/* busy, or gone */
+			idx = below(s, ndevs);	/* busy, or gone */
 		else
 			idx = ADD_MIN + below(s, ADD_MAX - ADD_MIN + 1);
 		snprintf(what, sizeof(what), "%ld", idx);
@@ -681,7 +697,7 @@ static int make_file(char *path, size_t len, const char *name, off_t size)
 /* The child: opens everything, runs the threads for @seconds, exits. */
 static int fuzz_child(uint64_t seed, int seconds)
 {
-	struct thread th[NTHREADS];
+	struct thread th[MAX_THREADS];
 	char *p;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -726,7 +742,7 @@ static int fuzz_child(uint64_t seed, int seconds)
 	for (int i = 0; i < VOL_SLOTS; i++)
 		vol_slot[i] = -1;
 
-	for (int i = 0; i < NTHREADS; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		th[i].id = i;
 		th[i].seed = seed * 0x100000001b3ULL + i;
 		th[i].buf = aligned_alloc(4096, 65536 + 4096);
@@ -738,7 +754,7 @@ static int fuzz_child(uint64_t seed, int seconds)
 		sleep(seconds);
 		stop = 1;
 	}
-	for (int i = 0; i < NTHREADS; i++)
+	for (int i = 0; i < nthreads; i++)
 		pthread_join(th[i].th, NULL);
 	for (int i = 0; i < DEV_SLOTS; i++)
 		if (dev_slot[i] >= 0)
@@ -830,14 +846,24 @@ TEST_F_TIMEOUT(fuzz, ioctls, 7200)
 	pid_t pid;
 
 	max_calls = seconds ? 0 : 1000000;
+	/* The 32-bit build only adds the compat_ioctl paths: half the time. */
+	if (sizeof(long) == 4)
+		seconds /= 2, max_calls /= 2;
 	env = getenv("FUZZ_SEED");
 	seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ getpid();
 	if ((env = getenv("FUZZ_SECONDS")))
 		seconds = atoi(env), max_calls = 0;
 	if ((env = getenv("FUZZ_CALLS")))
 		max_calls = strtoull(env, NULL, 0);
-	printf("# seed %llu (FUZZ_SEED), %d threads, %s %llu\n",
-	       (unsigned long long)seed, NTHREADS,
+	if ((env = getenv("FUZZ_THREADS")))
+		nthreads = atoi(env) < 1 ? 1 : atoi(env) > MAX_THREADS ?
+			   MAX_THREADS : atoi(env);
+	if ((env = getenv("FUZZ_DEVS")))
+		ndevs = atoi(env) < 1 ? 1 : atoi(env) > FUZZ_DEVS ?
+			FUZZ_DEVS : atoi(env);
+	printf("# seed %llu (FUZZ_SEED), %d threads, loop0..loop%d, %s %llu\n",
+	       (unsigned long long)seed, nthreads,
+	       ndevs - 1,
 	       max_calls ? "calls" : "seconds",
 	       max_calls ? max_calls : (unsigned long long)seconds);
 	init_allowed();
@@ -848,9 +874,9 @@ TEST_F_TIMEOUT(fuzz, ioctls, 7200)
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, sh);
+	ASSERT_TRUE(sh != MAP_FAILED);
 	start = now_ns();
-	for (int i = 0; i < NTHREADS; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		sh->progress_ns[i] = start;
 		sh->cur_op[i] = -1;
 	}
@@ -869,7 +895,7 @@ TEST_F_TIMEOUT(fuzz, ioctls, 7200)
 			break;
 		if (sh->done && !deadline)
 			deadline = now + HANG_SECONDS * 1000000000LL;
-		for (int i = 0; i < NTHREADS && !sh->done; i++) {
+		for (int i = 0; i < nthreads && !sh->done; i++) {
 			if (sh->cur_op[i] >= 0 &&
 			    now - sh->progress_ns[i] > HANG_SECONDS * 1000000000LL) {
 				printf("# thread %d hangs in %s\n", i,
