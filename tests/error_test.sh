@@ -31,21 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work" "$tmp"
-
-splat='WARNING:|BUG:|Oops|KASAN|circular locking|blocked for more than|refcount_t:'
 kmsg_mark=$(dmesg | wc -l)
-
-# kmsg_clean: no splat in the kernel log since the last call.
-kmsg_clean() {
-	local new
-	new=$(dmesg | tail -n +"$((kmsg_mark + 1))")
-	kmsg_mark=$((kmsg_mark + $(printf '%s' "$new" | grep -c '')))
-	if printf '%s\n' "$new" | grep -Eq "$splat"; then
-		t_diag "kernel log:" "$(printf '%s\n' "$new" | grep -E -A20 "$splat" | head -40)"
-		return 1
-	fi
-	return 0
-}
 
 # fails_with MESSAGE CMD...: CMD fails within 120 s and says MESSAGE.
 fails_with() {
@@ -95,13 +81,7 @@ medium_error() {
 		modprobe scsi_debug dev_size_mb=8 opts=2 || { t_diag "modprobe scsi_debug failed"; return 1; }
 		sdbg=1
 	fi
-	for i in $(seq 50); do
-		disk=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
-		[ -n "$disk" ] && [ -b "/dev/${disk##*/}" ] && break
-		sleep 0.1
-	done
-	disk=/dev/${disk##*/}
-	[ -b "$disk" ] || { t_diag "no scsi_debug disk appeared"; return 1; }
+	disk=$(scsi_debug_disk) || { t_diag "no scsi_debug disk appeared"; return 1; }
 	dev=$(losetup -f --show $opt "$disk") || { t_diag "losetup $opt $disk failed"; return 1; }
 	# Sectors 4660-4669 are bytes 2385920-2391039: 4 KiB blocks 582-583.
 	fails_with "$msg" \

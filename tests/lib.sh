@@ -98,3 +98,33 @@ loop_list() {
 
 # bound: the bound loop devices.
 bound() { loop_list loop; }
+
+# Kernel log checks per test case, for tests that provoke the kernel
+# (scripts/check.sh checks the whole log again at the end). A test using
+# them sets kmsg_mark=$(dmesg | wc -l) first (not done here: a dmesg costs
+# every test program an exec).
+kmsg_splat='WARNING:|BUG:|Oops|KASAN|circular locking|recursive locking|inconsistent lock state|blocked for more than|general protection fault|refcount_t:|list_add corruption|list_del corruption'
+
+# kmsg_clean: no splat in the kernel log since the last call.
+kmsg_clean() {
+	local new
+	new=$(dmesg | tail -n +"$((kmsg_mark + 1))")
+	kmsg_mark=$((kmsg_mark + $(printf '%s' "$new" | grep -c '')))
+	if printf '%s\n' "$new" | grep -Eq "$kmsg_splat"; then
+		t_diag "kernel log:" "$(printf '%s\n' "$new" | grep -E -A20 "$kmsg_splat" | head -40)"
+		return 1
+	fi
+	return 0
+}
+
+# scsi_debug_disk: prints /dev/sdX of the scsi_debug disk once it appears
+# (within 5 s after modprobe scsi_debug); fails if none does.
+scsi_debug_disk() {
+	local disk i
+	for i in $(seq 50); do
+		disk=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
+		[ -n "$disk" ] && [ -b "/dev/${disk##*/}" ] && { echo "/dev/${disk##*/}"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}

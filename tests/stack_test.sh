@@ -62,21 +62,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work" "$mnt"
-
-splat='WARNING:|BUG:|Oops|KASAN|circular locking|recursive locking|inconsistent lock state|blocked for more than|general protection fault|refcount_t:|list_add corruption|list_del corruption'
 kmsg_mark=$(dmesg | wc -l)
-
-# kmsg_clean: no splat in the kernel log since the last call.
-kmsg_clean() {
-	local new
-	new=$(dmesg | tail -n +"$((kmsg_mark + 1))")
-	kmsg_mark=$((kmsg_mark + $(printf '%s' "$new" | grep -c '')))
-	if printf '%s\n' "$new" | grep -Eq "$splat"; then
-		t_diag "kernel log:" "$(printf '%s\n' "$new" | grep -E -A20 "$splat" | head -40)"
-		return 1
-	fi
-	return 0
-}
 
 # attach_dio BACKING: a loop device over BACKING with direct I/O; prints it.
 attach_dio() {
@@ -129,13 +115,7 @@ on_blockdev() {
 	local disk dev i
 	modprobe scsi_debug dev_size_mb=16 || { t_diag "modprobe scsi_debug failed"; return 1; }
 	sdbg=1
-	for i in $(seq 50); do
-		disk=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
-		[ -n "$disk" ] && [ -b "/dev/${disk##*/}" ] && break
-		sleep 0.1
-	done
-	disk=/dev/${disk##*/}
-	[ -b "$disk" ] || { t_diag "no scsi_debug disk appeared"; return 1; }
+	disk=$(scsi_debug_disk) || { t_diag "no scsi_debug disk appeared"; return 1; }
 	dev=$(attach_dio "$disk") || { t_diag "losetup over $disk failed"; return 1; }
 	devs+=("$dev")
 	dd if=/dev/urandom of="$work/pattern" bs=1M count=8 status=none &&
