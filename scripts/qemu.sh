@@ -45,8 +45,11 @@ run=${RL_RUN_DIR:-$RL_CACHE/runs/$(date +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$run"
 rm -f "$run/status"
 log=$run/serial.log
-# Keep the 20 newest run directories.
-ls -1dt "$RL_CACHE"/runs/*/ 2>/dev/null | tail -n +21 | xargs -r rm -rf
+# Keep the 20 newest run directories. Guests booted side by side (make
+# check) prune at the same moment: a directory another one has just removed
+# makes ls exit 2, which must not stop this boot.
+{ ls -1dt "$RL_CACHE"/runs/*/ 2>/dev/null || true; } | tail -n +21 |
+	xargs -r rm -rf 2>/dev/null || true
 
 # PID 1 lives in the chroot, the guest's root; refresh it from the project.
 # The guest mounts over these directories of its read-only root.
