@@ -10,6 +10,8 @@
 #     --profile test|release  which kernel (default release)
 #     --insmod PATH           insmod this module before COMMAND
 #     --timeout SECONDS       kill the guest after this long (default none)
+#     --disk FILE             FILE as a second disk, /dev/vdb, kept after
+#                             the boot (tests/crash.sh's persistent disk)
 #   With COMMAND: runs it in the guest with bash, prints its output and exits
 #   with its exit status. Without: an interactive shell on the serial console.
 #
@@ -24,12 +26,13 @@
 
 . "$(dirname "$0")/lib.sh"
 
-profile=release insmod= timeout=0
+profile=release insmod= timeout=0 disk=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--profile) profile=$2; shift 2 ;;
 	--insmod) insmod=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
+	--disk) disk=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) rl_die "unknown option $1" ;;
 	*) break ;;
@@ -45,11 +48,15 @@ run=${RL_RUN_DIR:-$RL_CACHE/runs/$(date +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$run"
 rm -f "$run/status"
 log=$run/serial.log
-# Keep the 20 newest run directories. Guests booted side by side (make
-# check) prune at the same moment: a directory another one has just removed
-# makes ls exit 2, which must not stop this boot.
+# Keep the 20 newest run directories, and any younger than 4 hours: a
+# make check that boots many guests must not lose the run directory of one
+# still running. Guests booted side by side (make check) prune at the same
+# moment: a directory another one has just removed makes ls exit 2, which
+# must not stop this boot.
 { ls -1dt "$RL_CACHE"/runs/*/ 2>/dev/null || true; } | tail -n +21 |
-	xargs -r rm -rf 2>/dev/null || true
+	while read -r old; do
+		[ -n "$(find "$old" -maxdepth 0 -mmin +240 2>/dev/null)" ] && echo "$old"
+	done | xargs -r rm -rf 2>/dev/null || true
 
 # PID 1 lives in the chroot, the guest's root; refresh it from the project.
 # The guest mounts over these directories of its read-only root.
@@ -84,6 +91,9 @@ qemu=(qemu-system-x86_64 $accel -machine q35 -smp "${QEMU_SMP:-2}" -m "${QEMU_ME
 	-virtfs "local,path=$run,mount_tag=run,security_model=none"
 	-drive "file=$scratch,if=virtio,format=raw,cache=unsafe,discard=unmap"
 	-device virtio-serial-pci)
+# The host does not crash, so cache=unsafe loses nothing a guest wrote to
+# the disk: a crashed guest loses only what it had not written.
+[ -n "$disk" ] && qemu+=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
 
 if [ -z "$cmd" ]; then
 	append+=" rl.shell=1"
