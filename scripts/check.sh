@@ -92,6 +92,29 @@ boot() {
 	return 0
 }
 
+# crash_pair DRIVER PROFILE: tests/crash.sh's two boots on one disk, the
+# first writing and crashing, the second verifying; guests crash-DRIVER-write
+# and crash-DRIVER-verify (their output and status as boot's).
+crash_pair() {
+	local w=$RL_CACHE/runs/$id-crash-$1-write v=$RL_CACHE/runs/$id-crash-$1-verify rc
+	local nonce=$RANDOM$RANDOM start=$SECONDS name=rust_loop
+	[ "$1" = c ] && name=loop
+	mkdir -p "$w" "$v"
+	rm -f "$w/disk.img"
+	truncate -s 256M "$w/disk.img"
+	for phase in write verify; do
+		rc=0
+		RL_RUN_DIR=$RL_CACHE/runs/$id-crash-$1-$phase "$RL_TOP/scripts/qemu.sh" \
+			--profile "$2" --timeout 900 --disk "$w/disk.img" -- \
+			"LOOP_DRIVER=$1 RUST_LOOP_KO=$RL_TOP/build/test/rust_loop.ko tests/crash.sh $phase $nonce" \
+			>"$RL_CACHE/runs/$id-crash-$1-$phase/out" 2>&1 || rc=$?
+		echo "$rc" >"$RL_CACHE/runs/$id-crash-$1-$phase/rc"
+		[ "$rc" = 0 ] || break
+	done
+	rm -f "$w/disk.img"
+	echo "# time: $name crash_test $((SECONDS - start))" >>"$v/out"
+}
+
 # Number the result lines from $1 on; the totals go to the file $2.
 number() {
 	awk_lines -v n="$1" '
@@ -124,6 +147,21 @@ want c && boots+=(c)
 if want rust; then
 	for ((i = 2; i <= nrust; i++)); do boots+=("rust$i"); done
 fi
+# tests/crash.sh's boots (not in the quick tier: two boots per driver for
+# one program) follow the loop.ko guest, which ends first.
+crash_selected() {
+	local w
+	[ -z "${T:-}" ] && return 0
+	for w in $T; do
+		case crash_test in *"$w"*) return 0 ;; esac
+	done
+	return 1
+}
+crash=()
+if [ "$tier" != quick ] && crash_selected; then
+	want c && crash+=(c)
+	want rust && crash+=(rust)
+fi
 for b in "${boots[@]}"; do
 	mkdir -p "$RL_CACHE/runs/$id-$b"
 	if [ "$b" = c ]; then
@@ -133,6 +171,20 @@ for b in "${boots[@]}"; do
 	fi
 	bg+=($!)
 done
+if [ ${#crash[@]} -gt 0 ]; then
+	{
+		if [ "${boots[0]:-}" = c ]; then
+			while [ ! -f "$RL_CACHE/runs/$id-c/rc" ]; do sleep 5; done
+		fi
+		for d in "${crash[@]}"; do
+			p=test
+			[ "$d" = c ] && p=$oracle_profile
+			crash_pair "$d" "$p"
+		done
+	} &
+	bg+=($!)
+	for d in "${crash[@]}"; do boots+=("crash-$d-write" "crash-$d-verify"); done
+fi
 if want rust; then
 	mkdir -p "$RL_CACHE/runs/$id-rust1"
 	boot rust1 test rust 2>&1 | tee "$RL_CACHE/runs/$id-rust1/out" |
@@ -165,8 +217,12 @@ for b in "${boots[@]}"; do
 	dir=$RL_CACHE/runs/$id-$b
 	log=$dir/serial.log
 	guest=$(cat "$dir/rc" 2>/dev/null || echo 124)
-	what="loop.ko guest ($oracle_profile kernel)"
-	[ "$b" = c ] || what="rust_loop guest $b (test kernel)"
+	case $b in
+	c) what="loop.ko guest ($oracle_profile kernel)" ;;
+	crash-c-*) what="loop.ko ${b#crash-c-} guest of crash.sh ($oracle_profile kernel)" ;;
+	crash-rust-*) what="rust_loop ${b#crash-rust-} guest of crash.sh (test kernel)" ;;
+	*) what="rust_loop guest $b (test kernel)" ;;
+	esac
 	# tests/run.sh exits 0 whatever the tests said (they speak in TAP);
 	# any other status is the pipeline's failure (124: crashed or timed
 	# out; 125: the guest could not reach the project directory).
