@@ -384,9 +384,9 @@ TEST_F_TIMEOUT(cfg, writes_survive_reconfiguration, 900)
 	long before = atomic_load(&l->writes);
 
 	EXPECT_EQ(0, ioctl(self->fd[d], LOOP_CLR_FD));
-	for (int i = 0; i < 200 && atomic_load(&l->writes) < before + 20; i++)
+	for (int i = 0; i < 2000 && atomic_load(&l->writes) < before + 10; i++)
 		usleep(10000);
-	EXPECT_LE(before + 20, atomic_load(&l->writes))
+	EXPECT_LE(before + 10, atomic_load(&l->writes))
 		TH_LOG("writes stopped after LOOP_CLR_FD with the device open");
 	EXPECT_TRUE(loop_dir(l->idx));
 	atomic_store(&l->stop_io, 1);
