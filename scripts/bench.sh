@@ -13,7 +13,7 @@
 #                   time, deterministic; wall: plain TCG, timings in host
 #                   time as the guest sees it (noisy: ±50 % between rounds)
 #   BENCH_ROUNDS    rounds (default 3)
-#   BENCH_RUNTIME   seconds of guest time per fio run (default 2 under
+#   BENCH_RUNTIME   seconds of guest time per fio run (default 1 under
 #                   icount, 8 under wall)
 #   BENCH_PROFILES  only the profiles matching this extended regex
 #   BENCH_CTL       devices of the control-plane profile (default 256)
@@ -23,7 +23,7 @@
 
 clock=${BENCH_CLOCK:-icount}
 case $clock in
-icount) export QEMU_ICOUNT=1; runtime=${BENCH_RUNTIME:-2} ;;
+icount) export QEMU_ICOUNT=1; runtime=${BENCH_RUNTIME:-1} ;;
 wall) export QEMU_ICOUNT=0; runtime=${BENCH_RUNTIME:-8} ;;
 *) rl_die "BENCH_CLOCK is icount or wall, not $clock" ;;
 esac
