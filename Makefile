@@ -6,7 +6,7 @@
 #   make check           build what is missing, run the test suite in QEMU
 #   make run [CMD='...'] boot the release kernel with rust_loop.ko loaded:
 #                        a shell, or CMD's output and exit status
-#   make bench           fio benchmark of rust_loop against loop.ko
+#   make bench           benchmark of rust_loop against loop.ko and null_blk
 #   make KDIR=/path      build against another kernel build directory
 #   make install         build rust_loop as loop.ko for the running kernel
 #                        and install it in place of the kernel's loop.ko

@@ -3,16 +3,45 @@
 #
 # `make bench`: builds what is missing, boots the release kernel (no
 # sanitizers) and runs tests/bench.sh in the guest, which compares
-# rust_loop.ko with loop.ko under fio in interleaved rounds. Not a test.
+# rust_loop.ko with loop.ko, the raw backing file and null_blk in
+# interleaved rounds. Not a test. The output is also kept in
+# build/bench/<date>.txt.
 #
-# Environment: BENCH_ROUNDS (default 5), BENCH_RUNTIME (seconds per fio
-# run, default 8).
+# Environment:
+#   BENCH_CLOCK     icount (default): QEMU in instruction-count mode
+#                   (QEMU_ICOUNT=1 of scripts/qemu.sh), timings in guest
+#                   time, deterministic; wall: plain TCG, timings in host
+#                   time as the guest sees it (noisy: ±50 % between rounds)
+#   BENCH_ROUNDS    rounds (default 3)
+#   BENCH_RUNTIME   seconds of guest time per fio run (default 1 under
+#                   icount, 8 under wall)
+#   BENCH_PROFILES  only the profiles matching this extended regex
+#   BENCH_CTL       devices of the control-plane profile (default 256)
+#   BENCH_MEM       devices of the memory profile (default 1000)
 
 . "$(dirname "$0")/lib.sh"
+
+clock=${BENCH_CLOCK:-icount}
+case $clock in
+icount) export QEMU_ICOUNT=1; runtime=${BENCH_RUNTIME:-1} ;;
+wall) export QEMU_ICOUNT=0; runtime=${BENCH_RUNTIME:-8} ;;
+*) rl_die "BENCH_CLOCK is icount or wall, not $clock" ;;
+esac
 
 "$RL_TOP/scripts/chroot.sh" >&2
 "$RL_TOP/scripts/build-kernel.sh" release >/dev/null
 "$RL_TOP/scripts/build-module.sh" release "$RL_TOP/build/release" >/dev/null ||
 	rl_die "building rust_loop.ko failed"
-exec "$RL_TOP/scripts/qemu.sh" --profile release --timeout 7200 -- \
-	"tests/bench.sh -r ${BENCH_ROUNDS:-5} -t ${BENCH_RUNTIME:-8} -k $RL_TOP/build/release/rust_loop.ko"
+"$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" >&2 ||
+	rl_die "building the test programs (loopbench) failed"
+
+mkdir -p "$RL_TOP/build/bench"
+log=$RL_TOP/build/bench/$(date -u +%Y%m%d-%H%M%S).txt
+{
+	echo "# make bench $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$RL_TOP" describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "# BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}"
+} | tee "$log"
+"$RL_TOP/scripts/qemu.sh" --profile release --timeout 7200 -- \
+	"tests/bench.sh -r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/release/rust_loop.ko" \
+	"-n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -c $clock -p '${BENCH_PROFILES:-.}'" | tee -a "$log"
+rl_log "output kept in $log"

@@ -18,7 +18,11 @@
 # Environment: KVM=1 uses KVM instead of TCG (never chosen automatically:
 # on the machines this project is developed on, /dev/kvm belongs to another
 # hypervisor and a normal guest hangs at "Decompressing Linux..."),
-# QEMU_MEM (default 2G), QEMU_SMP (default 2).
+# QEMU_MEM (default 2G), QEMU_SMP (default 2), QEMU_ICOUNT=1 (TCG in
+# instruction-count mode, `-icount shift=0,sleep=off`: the guest's clock
+# advances by one nanosecond per executed instruction and jumps over idle
+# time, so timings in guest time are deterministic whatever the host's load;
+# the vCPUs then share one host thread. make bench uses it; not with KVM).
 #
 # Every boot's serial log is kept in $RUST_LOOP_CACHE/runs/<id>/serial.log;
 # its path is printed when the guest fails. RL_RUN_DIR, if set, names the
@@ -80,6 +84,10 @@ append+=" no_timer_check"
 
 accel="-accel tcg -cpu max"
 [ "${KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
+if [ "${QEMU_ICOUNT:-0}" = 1 ]; then
+	[ "${KVM:-0}" = 1 ] && rl_die "QEMU_ICOUNT=1 needs TCG, not KVM=1"
+	accel+=" -icount shift=0,sleep=off"
+fi
 
 qemu=(qemu-system-x86_64 $accel -machine q35 -smp "${QEMU_SMP:-2}" -m "${QEMU_MEM:-2G}"
 	-nodefaults -no-reboot -display none
