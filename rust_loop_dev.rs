@@ -320,16 +320,11 @@ impl LoopDevice {
             new.flags |= uapi::LO_FLAGS_PARTSCAN;
         }
         let partscan = new.flags & uapi::LO_FLAGS_PARTSCAN != 0;
-        {
-            // Nothing reads the configuration without lo_mutex: taking it
-            // over here is seen only through the request path, which the
-            // state keeps failing until `bind`, and sysfs, from `bind` on.
-            let mut io = self.disk.freeze_io(disk)?;
-            lo.update_frozen(&mut io, |cfg, _| {
-                *cfg = new;
-                Ok(())
-            })?;
-        }
+        // Nothing reads the configuration without lo_mutex: taking it over
+        // here is seen only through the request path, which the state
+        // keeps failing until `bind`, and sysfs, from `bind` on. No freeze:
+        // the device is not bound yet.
+        lo.bind_config(&self.disk, disk, new)?;
         if disk.add_group(&LOOP_ATTRS).is_err() {
             pr_warn!("loop{}: cannot create the loop sysfs group\n", self.number);
         }

@@ -165,7 +165,10 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
     let status = match op {
         Op::Read | Op::Write => {
             let write = op == Op::Write;
-            let io = rq.io();
+            let Some(io) = rq.io() else {
+                rq.end(Status::IOERR);
+                return;
+            };
             if write && io.read_only {
                 Status::IOERR
             } else {
@@ -184,7 +187,11 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
         }
         // lo_req_flush(): EINVAL (no fsync) is passed on, any other error
         // is an I/O error.
-        Op::Flush => match rq.io().file.as_ref().map(BackingFile::fsync) {
+        Op::Flush => match rq
+            .io()
+            .and_then(|io| io.file.as_ref())
+            .map(BackingFile::fsync)
+        {
             Some(Ok(())) => Status::OK,
             Some(Err(e)) if e == EINVAL => Status::from_errno(e.to_errno()),
             _ => Status::IOERR,
@@ -207,7 +214,9 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
 /// `loop.c`'s `loop_clear_limits()` walks into. When the lock is busy, a
 /// later request clears them.
 fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
-    let io = rq.io();
+    let Some(io) = rq.io() else {
+        return Status::IOERR;
+    };
     let Some(file) = io.file.as_ref() else {
         return Status::IOERR;
     };

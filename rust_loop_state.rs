@@ -210,6 +210,7 @@ impl DevState {
     pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &GenDisk) {
         self.shown.lock().file = None;
         if let Ok(mut io) = disk.freeze_io(gendisk) {
+            io.unbind();
             *io.io() = Io::unbound();
         }
     }
@@ -291,6 +292,26 @@ impl Locked<'_> {
         // INVARIANT: the configuration may have changed.
         self.stale = true;
         Ok(r)
+    }
+
+    /// Binds an unbound device to the configuration `new` (`Unbound` to
+    /// `Bound` through [`Self::bind`]): the request path's snapshot is
+    /// built from it without freezing the queue, as `loop_configure()`
+    /// binds, since no request reads a snapshot before this.
+    pub(crate) fn bind_config(
+        &mut self,
+        disk: &Disk<LoopDevice>,
+        gendisk: &GenDisk,
+        new: Config,
+    ) -> Result {
+        disk.bind_io(gendisk, |io| {
+            *io = Io::bound(&new);
+            Ok(())
+        })?;
+        *self.cfg = new;
+        // INVARIANT: the configuration changed.
+        self.stale = true;
+        Ok(())
     }
 
     /// Publishes the configuration to the sysfs view now, rather than when

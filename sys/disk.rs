@@ -36,7 +36,10 @@ use kernel::{
     prelude::*,
     static_lock_class,
     str::NullTerminatedFormatter,
-    sync::{Arc, ArcBorrow, Mutex, SpinLock},
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Arc, ArcBorrow, Mutex, SpinLock,
+    },
     types::{ForeignOwnable, Opaque}, //
 };
 
@@ -67,9 +70,11 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     const VTABLE: &'static DiskVtable<Self>;
 
     /// State of the data path: read by every request without a lock
-    /// ([`Request::io`]), changed only with the queue frozen
+    /// ([`Request::io`]) while the disk is bound to it, installed without
+    /// freezing the queue when it is not ([`Disk::bind_io`], as
+    /// `loop_configure()` binds), changed only with the queue frozen
     /// ([`Disk::freeze_io`]), as `loop.c` changes its backing file, offset
-    /// and direct-I/O flag.
+    /// and direct-I/O flag, and unbinds.
     type Io: request::RwTarget + Send + Sync;
 
     /// The disk of this driver state.
@@ -149,6 +154,9 @@ pub(crate) struct Disk<T: DiskOps> {
     #[pin]
     io_lock: Mutex<()>,
     io: UnsafeCell<T::Io>,
+    /// Whether requests may read `io`: set by [`Disk::bind_io`] after
+    /// writing it, cleared by [`IoGuard::unbind`] with the queue frozen.
+    io_bound: Atomic<bool>,
     _p: PhantomData<T>,
 }
 
@@ -156,8 +164,10 @@ pub(crate) struct Disk<T: DiskOps> {
 // `T` is `Send + Sync`.
 unsafe impl<T: DiskOps> Send for Disk<T> {}
 // SAFETY: `&self` methods serialize on `state`; `io` is shared only as
-// `&T::Io` (`T::Io: Sync`) while no `IoGuard` exists, and an `IoGuard`
-// excludes every request (queue frozen) and every other guard (`io_lock`).
+// `&T::Io` (`T::Io: Sync`) while `io_bound` is set and no `IoGuard` exists;
+// an `IoGuard` excludes every request (queue frozen) and every other guard
+// or `bind_io` (`io_lock`), and `bind_io` writes `io` only while `io_bound`
+// is clear, so that no request holds a reference to it.
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
 
 impl<T: DiskOps> Disk<T> {
@@ -234,6 +244,7 @@ impl<T: DiskOps> Disk<T> {
             let Ok(()) = unsafe {
                 ptr::addr_of_mut!((*slot).gendisk).write(disk);
                 ptr::addr_of_mut!((*slot).io).write(UnsafeCell::new(io));
+                ptr::addr_of_mut!((*slot).io_bound).write(Atomic::new(false));
                 ptr::addr_of_mut!((*slot)._p).write(PhantomData);
                 state.__init(ptr::addr_of_mut!((*slot).state))
             };
@@ -284,14 +295,46 @@ impl<T: DiskOps> Disk<T> {
         Ok(())
     }
 
-    /// The data-path state, for [`Request::io`].
+    /// The data-path state, for [`Request::io`]; `None` while the disk is
+    /// not bound to one.
     ///
     /// # Safety
     ///
     /// No [`IoGuard`] of this disk exists for the returned lifetime.
-    pub(super) unsafe fn io_unchecked(&self) -> &T::Io {
-        // SAFETY: by the caller's guarantee nothing mutates `io`.
-        unsafe { &*self.io.get() }
+    pub(super) unsafe fn io_unchecked(&self) -> Option<&T::Io> {
+        // Pairs with the release store in `bind_io`: what it wrote is seen.
+        if !self.io_bound.load(Acquire) {
+            return None;
+        }
+        // SAFETY: no `IoGuard` by the caller's guarantee, and `bind_io`
+        // does not write while `io_bound` is set; it is cleared only by an
+        // `IoGuard`, which cannot exist while the returned reference does.
+        Some(unsafe { &*self.io.get() })
+    }
+
+    /// Binds the disk to a data-path state without freezing its queue,
+    /// as `loop_configure()` binds ("no need to freeze the queue as the
+    /// device isn't bound yet"): `f` writes the state; when it succeeds,
+    /// requests may read it from then on. `EBUSY` if the disk is bound
+    /// already ([`IoGuard::unbind`] unbinds it).
+    pub(crate) fn bind_io<R>(
+        &self,
+        disk: &GenDisk,
+        f: impl FnOnce(&mut T::Io) -> Result<R>,
+    ) -> Result<R> {
+        if disk.raw() != self.gendisk {
+            return Err(EINVAL);
+        }
+        let _lock = self.io_lock.lock();
+        if self.io_bound.load(Relaxed) {
+            return Err(EBUSY);
+        }
+        // SAFETY: `io_lock` excludes `IoGuard`s and other `bind_io`s, and no
+        // request reads `io` while `io_bound` is clear: it was cleared with
+        // the queue frozen (or never set), and requests since saw it clear.
+        let r = f(unsafe { &mut *self.io.get() })?;
+        self.io_bound.store(true, Release);
+        Ok(r)
     }
 
     /// Freezes the queue of `disk`, which must be this handle's gendisk,
@@ -305,6 +348,7 @@ impl<T: DiskOps> Disk<T> {
         // INVARIANT: `io_lock` held, then the queue frozen.
         Ok(IoGuard {
             io: &self.io,
+            io_bound: &self.io_bound,
             _lock: lock,
             frozen: disk.queue().freeze(),
         })
@@ -334,6 +378,7 @@ impl<T: DiskOps> Disk<T> {
             ret,
             IoGuard {
                 io: &self.io,
+                io_bound: &self.io_bound,
                 _lock: lock,
                 frozen,
             },
@@ -401,6 +446,7 @@ impl<T: DiskOps> PinnedDrop for Disk<T> {
 /// [`Request::io`] reference) is in flight.
 pub(crate) struct IoGuard<'a, T: DiskOps> {
     io: &'a UnsafeCell<T::Io>,
+    io_bound: &'a Atomic<bool>,
     frozen: FrozenQueue<'a>,
     _lock: kernel::sync::MutexGuard<'a, ()>,
 }
@@ -416,6 +462,12 @@ impl<T: DiskOps> IoGuard<'_, T> {
     /// The frozen queue.
     pub(crate) fn queue(&self) -> &Queue {
         self.frozen.queue
+    }
+
+    /// Unbinds the disk from its data-path state: requests stop reading it
+    /// once the queue is unfrozen, and [`Disk::bind_io`] may bind it again.
+    pub(crate) fn unbind(&mut self) {
+        self.io_bound.store(false, Release);
     }
 }
 

@@ -178,8 +178,10 @@ impl<T: DiskOps> Request<T> {
         unsafe { &*(*self.raw()).q.cast::<Queue>() }
     }
 
-    /// The data-path state of the disk ([`super::disk::Disk::freeze_io`]).
-    pub(crate) fn io(&self) -> &T::Io {
+    /// The data-path state of the disk ([`super::disk::Disk::freeze_io`]);
+    /// `None` while the disk is not bound to one
+    /// ([`super::disk::Disk::bind_io`]).
+    pub(crate) fn io(&self) -> Option<&T::Io> {
         // SAFETY: the request holds the queue's usage counter, so no
         // `IoGuard` (which freezes the queue) exists while `&self` does.
         unsafe { T::disk(self.driver()).io_unchecked() }
@@ -346,12 +348,13 @@ impl<T: DiskOps> Request<T> {
     /// touch the disk's driver state after a successful call: the request
     /// may be over already.
     pub(crate) fn read_write(self, write: bool, flags: RwFlags) -> Result<(), Self> {
-        let Some((file, offset)) = self.io().target() else {
+        let Some((file, offset)) = self.io().and_then(|io| io.target()) else {
             return Err(self);
         };
         let file: *const BackingFile = file;
         // SAFETY: the data-path state, and the file in it, cannot change
-        // while this request is in flight (the queue cannot be frozen), and
+        // while this request is in flight (the queue cannot be frozen, and
+        // a bound state is not rebound without freezing it), and
         // the request stays in flight until `ki_complete` or the end of
         // this call, whichever is last; the raw pointer only detaches the
         // borrow from `self`, which is moved below.
