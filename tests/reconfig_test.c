@@ -26,6 +26,10 @@
  * returns the right data and every swap succeeds and shows at once in
  * /sys/block/loopN/loop/backing_file.
  *
+ * lower_detached_under_stacked_writers: the writers above on a loop device
+ * stacked on another, whose LOOP_CLR_FD underneath them only marks it for
+ * autoclear; both detach in turn once closed, and the data is in the file.
+ *
  * Runs RL_QUICK 3 s, 10 s, RL_FULL 120 s per case (RECONFIG_SECONDS
  * overrides).
  */
@@ -411,6 +415,75 @@ TEST_F_TIMEOUT(cfg, writes_survive_reconfiguration, 900)
 	ASSERT_EQ(0, configure(self->fd[d], ffd, LO_FLAGS_DIRECT_IO, 0, 0, 0));
 	close(ffd);
 	EXPECT_EQ(n, verify(_metadata, l, self->fd[d], "device bound again"));
+	free(l);
+}
+
+/*
+ * A stacked device whose lower device is detached underneath (issue 12
+ * item 3): loopA over loopB over a file, the two writers on loopA. LOOP_CLR_FD
+ * of loopB, which loopA holds open, only turns its autoclear on: loopB
+ * stays bound and the writes through loopA go on succeeding. When loopA is
+ * detached and closed, loopB loses its last opener and detaches too, and
+ * every acknowledged write is in the file.
+ */
+TEST_F_TIMEOUT(cfg, lower_detached_under_stacked_writers, 600)
+{
+	struct load *l = calloc(1, sizeof(*l));
+	struct writer w[NWRITERS];
+	pthread_t wt[NWRITERS];
+	int a, b, ffd, bfd, n;
+	long before;
+
+	ASSERT_NE(NULL, l);
+	l->file = mkfile(_metadata, self, (off_t)DATA_BLOCKS * BLK, 0);
+	b = get_dev(_metadata, self, O_RDWR);
+	ffd = xopen(_metadata, l->file, O_RDWR);
+	ASSERT_EQ(0, configure(self->fd[b], ffd, 0, 0, 0, 0));
+	a = get_dev(_metadata, self, O_RDWR);
+	bfd = loop_open(self->idx[b], O_RDWR);
+	ASSERT_LE(0, bfd);
+	ASSERT_EQ(0, configure(self->fd[a], bfd, 0, 0, 0, 0));
+	close(bfd);
+	l->idx = self->idx[a];
+	snprintf(l->dev, sizeof(l->dev), "/dev/loop%d", l->idx);
+
+	for (int i = 0; i < NWRITERS; i++) {
+		w[i] = (struct writer){ .l = l, .id = i, .direct = i == 0 };
+		ASSERT_EQ(0, pthread_create(&wt[i], NULL, writer, &w[i]));
+	}
+	sleep(seconds() / 3 + 1);
+	before = atomic_load(&l->writes);
+	EXPECT_EQ(0, ioctl(self->fd[b], LOOP_CLR_FD));
+	for (int i = 0; i < 2000 && atomic_load(&l->writes) < before + 10; i++)
+		usleep(10000);
+	EXPECT_LE(before + 10, atomic_load(&l->writes))
+		TH_LOG("writes through loop%d stopped after LOOP_CLR_FD of loop%d under it",
+		       self->idx[a], self->idx[b]);
+	EXPECT_TRUE(loop_dir(self->idx[b]));
+	atomic_store(&l->stop_io, 1);
+	for (int i = 0; i < NWRITERS; i++)
+		pthread_join(wt[i], NULL);
+	TH_LOG("%ld writes, %ld reads checked; unexpected: %d%s%s", atomic_load(&l->writes),
+	       atomic_load(&l->reads), atomic_load(&l->bad.n),
+	       atomic_load(&l->bad.n) ? ", first: " : "", l->bad.first);
+	EXPECT_EQ(0, atomic_load(&l->bad.n));
+
+	/* loopA goes; with it loopB's last opener. */
+	EXPECT_EQ(0, ioctl(self->fd[a], LOOP_CLR_FD));
+	close(self->fd[a]);
+	self->fd[a] = -1;
+	EXPECT_TRUE(wait_unbound(self->idx[a]));
+	EXPECT_TRUE(loop_dir(self->idx[b])) TH_LOG("loop%d detached while still open here",
+						    self->idx[b]);
+	close(self->fd[b]);
+	self->fd[b] = -1;
+	EXPECT_TRUE(wait_unbound(self->idx[b]))
+		TH_LOG("loop%d still bound after its last opener went", self->idx[b]);
+
+	n = verify(_metadata, l, ffd, "backing file");
+	close(ffd);
+	TH_LOG("%d acknowledged blocks read back from the backing file", n);
+	EXPECT_LT(0, n);
 	free(l);
 }
 
