@@ -23,7 +23,7 @@
 # Environment: T="word ..." runs only the test programs whose name contains
 # a word; DRIVERS="rust" or "c" runs one driver only; ORACLE_PROFILE
 # (default release) is the kernel loop.ko runs on; CHECK_TIMEOUT (seconds,
-# default 3600) bounds each guest.
+# default 3600, 14400 with FULL) bounds each guest.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -77,6 +77,8 @@ queue=$RL_TOP/build/queue-$id
 rm -rf "$queue"
 mkdir -p "$queue"
 nrust=${RUST_GUESTS:-2}
+guest_timeout=3600
+[ "$tier" = full ] && guest_timeout=14400
 
 # boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
 # its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.
@@ -84,7 +86,7 @@ boot() {
 	local dir=$RL_CACHE/runs/$id-$1 rc=0
 	mkdir -p "$dir"
 	RL_RUN_DIR=$dir "$RL_TOP/scripts/qemu.sh" --profile "$2" \
-		--timeout "${CHECK_TIMEOUT:-3600}" -- \
+		--timeout "${CHECK_TIMEOUT:-$guest_timeout}" -- \
 		"${env}tests/run.sh -k $RL_TOP/build/test/rust_loop.ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
 	echo "$rc" >"$dir/rc"
 	# The rust_loop guests stop waiting for references that will not come.
