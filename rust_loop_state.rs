@@ -35,7 +35,7 @@ use crate::{
     rust_loop_dev::LoopDevice,
     rust_loop_io::Io,
     sys::{
-        disk::{Disk, GenDisk, IoGuard, Queue},
+        disk::{Disk, GenDisk, IoGuard, Queue, ReleasingDisk},
         file::{BackingFile, DioAlign},
         sync::LockKillable,
         sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
@@ -205,11 +205,11 @@ impl DevState {
     /// The first step of the detach (`__loop_clr_fd()`), at the last close
     /// of a device in `Rundown`, without `lo_mutex`: sysfs and the chain
     /// checks stop seeing the backing file, then the request path is
-    /// unbound with the queue frozen. No request is in flight (this is the
-    /// last close), but the snapshot changes only with the queue frozen.
-    pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &GenDisk) {
+    /// unbound. No request is in flight (this is the last close), so the
+    /// queue is not frozen, as in `loop.c`; [`Disk::release_io`] checks it.
+    pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &ReleasingDisk<'_>) {
         self.shown.lock().file = None;
-        if let Ok(mut io) = disk.freeze_io(gendisk) {
+        if let Ok(mut io) = disk.release_io(gendisk) {
             io.unbind();
             *io.io() = Io::unbound();
         }

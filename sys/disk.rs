@@ -38,6 +38,7 @@ use kernel::{
     str::NullTerminatedFormatter,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
+        barrier::{smp_mb, Full},
         Arc, ArcBorrow, Mutex, SpinLock,
     },
     types::{ForeignOwnable, Opaque}, //
@@ -155,7 +156,7 @@ pub(crate) struct Disk<T: DiskOps> {
     io_lock: Mutex<()>,
     io: UnsafeCell<T::Io>,
     /// Whether requests may read `io`: set by [`Disk::bind_io`] after
-    /// writing it, cleared by [`IoGuard::unbind`] with the queue frozen.
+    /// writing it, cleared by [`IoGuard::unbind`] with no request in flight.
     io_bound: Atomic<bool>,
     _p: PhantomData<T>,
 }
@@ -165,7 +166,7 @@ pub(crate) struct Disk<T: DiskOps> {
 unsafe impl<T: DiskOps> Send for Disk<T> {}
 // SAFETY: `&self` methods serialize on `state`; `io` is shared only as
 // `&T::Io` (`T::Io: Sync`) while `io_bound` is set and no `IoGuard` exists;
-// an `IoGuard` excludes every request (queue frozen) and every other guard
+// an `IoGuard` excludes every request (its invariant) and every other guard
 // or `bind_io` (`io_lock`), and `bind_io` writes `io` only while `io_bound`
 // is clear, so that no request holds a reference to it.
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
@@ -330,8 +331,10 @@ impl<T: DiskOps> Disk<T> {
             return Err(EBUSY);
         }
         // SAFETY: `io_lock` excludes `IoGuard`s and other `bind_io`s, and no
-        // request reads `io` while `io_bound` is clear: it was cleared with
-        // the queue frozen (or never set), and requests since saw it clear.
+        // request reads `io` while `io_bound` is clear: it was cleared by an
+        // `IoGuard` with no request in flight (or never set), and requests
+        // since saw it clear (they started after the queue was unfrozen, or,
+        // for `release_io`'s guard, after an open that took `open_mutex`).
         let r = f(unsafe { &mut *self.io.get() })?;
         self.io_bound.store(true, Release);
         Ok(r)
@@ -349,8 +352,44 @@ impl<T: DiskOps> Disk<T> {
         Ok(IoGuard {
             io: &self.io,
             io_bound: &self.io_bound,
+            queue: disk.queue(),
             _lock: lock,
-            frozen: disk.queue().freeze(),
+            _frozen: Some(disk.queue().freeze()),
+        })
+    }
+
+    /// Gives mutable access to the data-path state at the last close of
+    /// `disk`, which must be this handle's gendisk, for the detach of
+    /// `__loop_clr_fd()`: without freezing the queue, as `loop.c` does
+    /// there ("called from the final ->release call only, so there can't
+    /// be any outstanding I/O"), when no opener is left and no request is
+    /// in flight; `loop.c` trusts this, here it is checked, and the queue
+    /// is frozen if it does not hold. A freeze costs an RCU grace period
+    /// and, taken under `open_mutex`, orders the queue's freeze after that
+    /// lock for every disk.
+    pub(crate) fn release_io<'a>(&'a self, disk: &'a ReleasingDisk<'a>) -> Result<IoGuard<'a, T>> {
+        if disk.raw() != self.gendisk {
+            return Err(EINVAL);
+        }
+        let lock = self.io_lock.lock();
+        let q = disk.queue();
+        let frozen = if disk.openers() == 0 && !q.inflight() {
+            // Orders the ends of the requests `inflight` saw before the
+            // accesses to `io` through the guard.
+            smp_mb(Full);
+            None
+        } else {
+            Some(q.freeze())
+        };
+        // INVARIANT: `io_lock` held; the queue frozen, or the disk in its
+        // last release (`open_mutex` held, no opener) with no request in
+        // flight.
+        Ok(IoGuard {
+            io: &self.io,
+            io_bound: &self.io_bound,
+            queue: q,
+            _lock: lock,
+            _frozen: frozen,
         })
     }
 
@@ -379,8 +418,9 @@ impl<T: DiskOps> Disk<T> {
             IoGuard {
                 io: &self.io,
                 io_bound: &self.io_bound,
+                queue: q,
                 _lock: lock,
-                frozen,
+                _frozen: Some(frozen),
             },
         ))
     }
@@ -437,35 +477,38 @@ impl<T: DiskOps> PinnedDrop for Disk<T> {
     }
 }
 
-/// Exclusive access to a disk's data-path state, with its queue frozen.
+/// Exclusive access to a disk's data-path state, with no request in flight.
 ///
 /// # Invariants
 ///
-/// `_lock` is the disk's `io_lock`, so no other guard exists, and `frozen`
-/// freezes the queue of the disk owning `io`, so no request (thus no
-/// [`Request::io`] reference) is in flight.
+/// `_lock` is the disk's `io_lock`, so no other guard exists, and no
+/// request (thus no [`Request::io`] reference) is in flight: `_frozen`
+/// freezes the queue of the disk owning `io`, or, when `None`, that disk is
+/// in its last release ([`Disk::release_io`]: `open_mutex` held and no
+/// opener, so no request can be submitted) and had no request in flight.
 pub(crate) struct IoGuard<'a, T: DiskOps> {
     io: &'a UnsafeCell<T::Io>,
     io_bound: &'a Atomic<bool>,
-    frozen: FrozenQueue<'a>,
+    queue: &'a Queue,
+    _frozen: Option<FrozenQueue<'a>>,
     _lock: kernel::sync::MutexGuard<'a, ()>,
 }
 
 impl<T: DiskOps> IoGuard<'_, T> {
     /// The data-path state.
     pub(crate) fn io(&mut self) -> &mut T::Io {
-        // SAFETY: the queue is frozen (no request reads it) and `&mut self`
-        // excludes other accesses through this guard.
+        // SAFETY: no request is in flight (type invariant), so none reads
+        // it, and `&mut self` excludes other accesses through this guard.
         unsafe { &mut *self.io.get() }
     }
 
-    /// The frozen queue.
+    /// The disk's queue: frozen, unless the guard is [`Disk::release_io`]'s.
     pub(crate) fn queue(&self) -> &Queue {
-        self.frozen.queue
+        self.queue
     }
 
-    /// Unbinds the disk from its data-path state: requests stop reading it
-    /// once the queue is unfrozen, and [`Disk::bind_io`] may bind it again.
+    /// Unbinds the disk from its data-path state: requests started after
+    /// the guard stop reading it, and [`Disk::bind_io`] may bind it again.
     pub(crate) fn unbind(&mut self) {
         self.io_bound.store(false, Release);
     }
@@ -699,6 +742,13 @@ impl Queue {
             queue: self,
             memflags,
         }
+    }
+
+    /// Whether a request of the queue is in flight (started and not yet
+    /// ended: `blk_mq_queue_inflight()`).
+    pub(crate) fn inflight(&self) -> bool {
+        // SAFETY: a live queue.
+        unsafe { bindings::blk_mq_queue_inflight(self.raw()) }
     }
 
     /// The current logical block size.
