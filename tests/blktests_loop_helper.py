@@ -23,6 +23,7 @@ LOOP_CLR_FD = 0x4C01
 LOOP_GET_STATUS = 0x4C03
 LOOP_GET_STATUS64 = 0x4C05
 LOOP_CHANGE_FD = 0x4C06
+LOOP_SET_DIRECT_IO = 0x4C08
 LOOP_SET_BLOCK_SIZE = 0x4C09
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CTL_GET_FREE = 0x4C82
@@ -101,18 +102,34 @@ def get_status_null(bound, unbound):
     print(" ".join(out))
 
 
-# block_sizes DEV SIZE...: LOOP_SET_BLOCK_SIZE to each size in turn;
-# per size "SIZE:RESULT:LOGICAL_BLOCK_SIZE[:DIO_ROUNDTRIP]".
-def block_sizes(dev, *sizes):
-    lbs = "/sys/block/%s/queue/logical_block_size" % os.path.basename(dev)
-    out = ["default:" + sysread(lbs)]
-    for i, s in enumerate(sizes):
+# block_sizes DEV STEP...: each STEP in turn, a number for
+# LOOP_SET_BLOCK_SIZE to it, then a block written and read back with
+# O_DIRECT at that size if the ioctl succeeded; dio0 or dio1 for
+# LOOP_SET_DIRECT_IO off or on. Prints "default:LIMITS" and per step
+# "STEP:RESULT:LIMITS[:ROUNDTRIP]", LIMITS being the logical block size
+# (or "LOGICAL/PHYSICAL/IO_MIN" when they differ) and the dio attribute.
+def block_sizes(dev, *steps):
+    name = os.path.basename(dev)
+    q = "/sys/block/%s/queue/" % name
+
+    def limits():
+        v = [sysread(q + f) for f in ("logical_block_size",
+                                       "physical_block_size",
+                                       "minimum_io_size")]
+        lbs = v[0] if v.count(v[0]) == 3 else "/".join(v)
+        return "%s:dio=%s" % (lbs, sysread("/sys/block/%s/loop/dio" % name))
+
+    out = ["default:" + limits()]
+    for i, s in enumerate(steps):
         fd = os.open(dev, os.O_RDWR)
-        r = call(fd, LOOP_SET_BLOCK_SIZE, int(s))
+        if s.startswith("dio"):
+            r = call(fd, LOOP_SET_DIRECT_IO, int(s[3:]))
+        else:
+            r = call(fd, LOOP_SET_BLOCK_SIZE, int(s))
         os.close(fd)
-        item = "%s:%s:%s" % (s, r, sysread(lbs))
-        if r == "OK":
-            item += ":" + dio_roundtrip(dev, int(s), i + 1)
+        item = "%s:%s:%s" % (s, r, limits())
+        if r == "OK" and not s.startswith("dio"):
+            item += ":" + dio_roundtrip(dev, int(s) or 512, i + 1)
         out.append(item)
     print(" ".join(out))
 
@@ -167,6 +184,8 @@ def change_fd_race(dev, f0, f1, secs):
     os.close(w)
     res = {}
     fds = [os.open(f0, os.O_RDWR), os.open(f1, os.O_RDWR)]
+    os.pwrite(fds[0], b"file0", 0)
+    os.pwrite(fds[1], b"file1", 0)
     dfd = os.open(dev, os.O_RDWR)
     i = 1
     while time.monotonic() < end:
@@ -176,29 +195,25 @@ def change_fd_race(dev, f0, f1, secs):
     os.close(dfd)
     os.waitpid(pid, 0)
     child = os.read(r, 4096).decode()
-    print(" ".join("%s=%d" % kv for kv in sorted(res.items())), child,
-          "last=%d" % (i ^ 1))
-
-
-# configure_uevents DEV FILE: LOOP_CONFIGURE with LO_FLAGS_PARTSCAN of
-# FILE on DEV while listening to the kernel's uevents; prints the result
-# and every uevent of DEV and its partitions within 3 s as
-# "ACTION@DEVPATH(DEVTYPE)", the device's number written as N.
-def configure_uevents(dev, path):
-    name = os.path.basename(dev)
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
-                         15)  # NETLINK_KOBJECT_UEVENT
-    sock.bind((0, 1))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    dfd = os.open(dev, os.O_RDWR)
-    ffd = os.open(path, os.O_RDWR)
-    r = configure(dfd, ffd, LO_FLAGS_PARTSCAN)
-    os.close(ffd)
+    # What the device reads now, past any page cache.
+    buf = mmap.mmap(-1, 4096)
+    dfd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+    os.preadv(dfd, [buf], 0)
     os.close(dfd)
+    print(" ".join("%s=%d" % kv for kv in sorted(res.items())), child,
+          "reads=%s" % buf[:5].decode(errors="replace"), "last=%d" % (i ^ 1))
+
+
+# uevents(sock, name, last, secs): the uevents of loop device NAME and
+# its partitions on SOCK within SECS seconds, or until 0.5 s after one
+# equal to LAST, as "ACTION@DEVPATH(DEVTYPE)[KEY=VALUE,...]" (the keys but
+# ACTION, DEVPATH, DEVTYPE, SUBSYSTEM, SEQNUM, DISKSEQ, MAJOR, MINOR,
+# DEVNAME), the device's name written as loopN.
+def uevents(sock, name, last, secs):
     events = []
-    # Up to 3 s; 0.5 s after the add of the last partition of the table.
-    last = "add@/devices/virtual/block/loopN/loopNp2(partition)"
-    end = time.monotonic() + 3
+    end = time.monotonic() + secs
+    skip = ("ACTION", "DEVPATH", "DEVTYPE", "SUBSYSTEM", "SEQNUM", "DISKSEQ",
+            "MAJOR", "MINOR", "DEVNAME")
     while True:
         left = end - time.monotonic()
         if left <= 0 or not select.select([sock], [], [], left)[0]:
@@ -208,12 +223,38 @@ def configure_uevents(dev, path):
         p = env.get("DEVPATH", "")
         if "/block/%s" % name not in p:
             continue
-        events.append("%s@%s(%s)" % (env.get("ACTION"),
-                                     p.replace(name, "loopN"),
-                                     env.get("DEVTYPE")))
-        if events[-1] == last:
+        ev = "%s@%s(%s)" % (env.get("ACTION"), p.replace(name, "loopN"),
+                            env.get("DEVTYPE"))
+        if ev == last:
             end = min(end, time.monotonic() + 0.5)
-    print(r, " ".join(events))
+        extra = ",".join("%s=%s" % (k, v.replace(name, "loopN"))
+                         for k, v in sorted(env.items()) if k not in skip)
+        events.append(ev + ("[%s]" % extra if extra else ""))
+    return events
+
+
+# configure_uevents DEV FILE: LOOP_CONFIGURE with LO_FLAGS_PARTSCAN of
+# FILE (a table of two partitions) on DEV, then LOOP_CLR_FD, while
+# listening to the kernel's uevents; prints the result of each and the
+# uevents that followed it (see uevents()).
+def configure_uevents(dev, path):
+    name = os.path.basename(dev)
+    p = "/devices/virtual/block/loopN"
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                         15)  # NETLINK_KOBJECT_UEVENT
+    sock.bind((0, 1))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    dfd = os.open(dev, os.O_RDWR)
+    ffd = os.open(path, os.O_RDWR)
+    r = configure(dfd, ffd, LO_FLAGS_PARTSCAN)
+    os.close(ffd)
+    os.close(dfd)
+    out = ["attach:" + r] + uevents(sock, name, "add@%s/loopNp2(partition)" % p, 3)
+    dfd = os.open(dev, os.O_RDWR)
+    r = call(dfd, LOOP_CLR_FD)
+    os.close(dfd)
+    out += ["detach:" + r] + uevents(sock, name, "remove@%s/loopNp2(partition)" % p, 2)
+    print(" ".join(out))
 
 
 # partscan_race DEV FILE SECONDS: one process binds FILE to DEV with

@@ -55,7 +55,7 @@ truncate -s 1M "$work/file" "$work/file0" "$work/file1" || t_diag "making files 
 # An 8 MiB image with a DOS table: p1 3 MiB at 1 MiB, p2 4 MiB at 4 MiB.
 img=$work/parts.img
 truncate -s 8M "$img" &&
-	printf 'label: dos\nstart=2048, size=6144\nstart=8192, size=8192\n' |
+	printf 'label: dos\nlabel-id: 0x0b1e7e57\nstart=2048, size=6144\nstart=8192, size=8192\n' |
 	sfdisk -q "$img" >/dev/null || t_diag "making $img failed"
 
 # The behaviour blktests loop/001 checks: losetup -P creates a device node
@@ -76,14 +76,16 @@ c001_partscan() {
 
 # The behaviour blktests loop/002 checks: LOOP_SET_BLOCK_SIZE to 4096,
 # 2048, 1234, 1024 and 512 on a device over a 1 MiB file: the default is
-# 512, each power of two takes effect (sysfs logical_block_size) and a
-# block written with O_DIRECT reads back; 1234 is EINVAL and leaves 2048.
+# 512, each power of two takes effect (sysfs logical and physical block
+# size and minimum I/O size) and a block written with O_DIRECT reads
+# back; 1234 is EINVAL and leaves 2048. Then (not in blktests) 8192, above
+# the page size, is EINVAL too, and 0 is the default again.
 c002_block_sizes() {
 	local dev out ok=0
 	dev=$(losetup -f --show "$work/file") || return 1
-	out=$(py block_sizes "$dev" 4096 2048 1234 1024 512)
+	out=$(py block_sizes "$dev" 4096 2048 1234 1024 512 8192 0)
 	want "block sizes of $dev" \
-		"default:512 4096:OK:4096:ok 2048:OK:2048:ok 1234:EINVAL:2048 1024:OK:1024:ok 512:OK:512:ok" \
+		"default:512:dio=0 4096:OK:4096:dio=0:ok 2048:OK:2048:dio=0:ok 1234:EINVAL:2048:dio=0 1024:OK:1024:dio=0:ok 512:OK:512:dio=0:ok 8192:EINVAL:512:dio=0 0:OK:512:dio=0:ok" \
 		"$out" || ok=1
 	losetup -d "$dev" || return 1
 	kmsg_clean && return $ok
@@ -107,22 +109,19 @@ c003_open_close() {
 
 # The behaviour blktests loop/004 checks: over a disk of 4096-byte
 # sectors (scsi_debug), block size 4096 then direct I/O on: dio is 1 and a
-# block written with O_DIRECT reads back. Also (not in blktests, the same
-# limits): attached with --direct-io=on at once, the device takes the
-# disk's 4096-byte block size and uses direct I/O.
+# block written with O_DIRECT reads back. Around it (not in blktests, the
+# same limits): direct I/O is refused (EINVAL) while the block size is
+# 512, going back to 512 turns it off, and attached with --direct-io=on
+# at once, the device takes the disk's 4096-byte block size.
 c004_dio_4k() {
 	local disk dev n ok=0
 	modprobe scsi_debug sector_size=4096 dev_size_mb=8 || { t_diag "modprobe scsi_debug failed"; return 1; }
 	sdbg=1
 	disk=$(scsi_debug_disk) || { t_diag "no scsi_debug disk appeared"; return 1; }
 	dev=$(losetup -f --show "$disk") || return 1
-	n=${dev#/dev/}
-	want "block size 4096 on $dev over $disk" "default:512 4096:OK:4096:ok" \
-		"$(py block_sizes "$dev" 4096)" || ok=1
-	losetup --direct-io=on "$dev" || { t_diag "losetup --direct-io=on $dev failed"; ok=1; }
-	sysread "/sys/block/$n/loop/dio"
-	want "$n loop/dio" 1 "$v" || ok=1
-	want "O_DIRECT block through $dev" ok "$(py dio "$dev" 4096)" || ok=1
+	want "block size and direct I/O of $dev over $disk" \
+		"default:512:dio=0 dio1:EINVAL:512:dio=0 4096:OK:4096:dio=0:ok dio1:OK:4096:dio=1 4096:OK:4096:dio=1:ok 512:OK:512:dio=0:ok" \
+		"$(py block_sizes "$dev" dio1 4096 dio1 4096 512)" || ok=1
 	losetup -d "$dev" || return 1
 	dev=$(losetup -f --show --direct-io=on "$disk") || return 1
 	n=${dev#/dev/}
@@ -152,8 +151,9 @@ c005_get_status_null() {
 # The behaviour blktests loop/006 checks: LOOP_CHANGE_FD on a read-only
 # device switching between two files while another process binds a loop
 # device on top of it and unbinds it again. Every call succeeds, the
-# device ends on the file of the last switch, nothing is left bound on
-# top, and the kernel log stays clean.
+# device ends on the file of the last switch (its backing_file, and the
+# data it reads), nothing is left bound on top, and the kernel log stays
+# clean.
 c006_change_fd_race() {
 	local dev n out secs last ok=0
 	secs=$(tier 2 3 30)
@@ -175,6 +175,10 @@ c006_change_fd_race() {
 		ok=1
 	fi
 	last=${out##*last=}
+	case " $out " in
+	*" reads=file$last "*) ;;
+	*) t_diag "$dev does not read the file of the last switch (file$last)"; ok=1 ;;
+	esac
 	sysread "/sys/block/$n/loop/backing_file"
 	want "$n backing file" "$work/file$last" "$v" || ok=1
 	want "bound devices" "$n " "$(bound)" || ok=1
@@ -229,15 +233,16 @@ c008_partitions_without_scan() {
 
 # The behaviour blktests loop/009 checks: LOOP_CONFIGURE with
 # LO_FLAGS_PARTSCAN sends an add uevent for each partition it creates
-# (there is no udev in the guest: nothing else rescans).
+# (there is no udev in the guest: nothing else rescans). Here every
+# uevent of the attach and of the detach that follows, in order, with
+# their variables, as loop.c sends them.
 c009_configure_uevents() {
 	local dev out ok=0 p=/devices/virtual/block/loopN
 	dev=$(losetup -f) || return 1
 	out=$(py configure_uevents "$dev" "$img")
-	want "LOOP_CONFIGURE of $dev and its uevents" \
-		"OK change@$p(disk) change@$p(disk) add@$p/loopNp1(partition) add@$p/loopNp2(partition)" \
+	want "LOOP_CONFIGURE and LOOP_CLR_FD of $dev and their uevents" \
+		"attach:OK change@$p(disk) change@$p(disk) add@$p/loopNp1(partition)[PARTN=1,PARTUUID=0b1e7e57-01] add@$p/loopNp2(partition)[PARTN=2,PARTUUID=0b1e7e57-02] detach:OK change@$p(disk) change@$p(disk)[DISK_MEDIA_CHANGE=1] remove@$p/loopNp1(partition)[PARTN=1,PARTUUID=0b1e7e57-01] remove@$p/loopNp2(partition)[PARTN=2,PARTUUID=0b1e7e57-02]" \
 		"$out" || ok=1
-	losetup -d "$dev" || return 1
 	kmsg_clean && return $ok
 }
 
@@ -276,13 +281,16 @@ c010_partscan_vs_detach() {
 # no FALLOC_FL_ZERO_RANGE, mkfs.ext2 makes one write-zeroes request fail
 # (one "operation not supported error ... WRITE_ZEROES" line), after which
 # the device stops advertising write zeroes (write_zeroes_max_bytes 0)
-# and the kernel log gets no more such lines.
+# and the kernel log gets no more such lines; discard (hole punching,
+# which tmpfs has) stays advertised.
 c011_zeroes_unsupported() {
-	local dev n out before ok=0
+	local dev n out before discard ok=0
 	mkdir -p "$work/tmpfs" && mount -t tmpfs -o size=64M blktests "$work/tmpfs" || return 1
 	truncate -s 32M "$work/tmpfs/disk.img" || return 1
 	dev=$(losetup -f --show "$work/tmpfs/disk.img") || return 1
 	n=${dev#/dev/}
+	sysread "/sys/block/$n/queue/discard_max_bytes"
+	discard=$v
 	sysread "/sys/block/$n/queue/write_zeroes_max_bytes"
 	before=$v
 	[ "$before" != 0 ] || { t_diag "$n write_zeroes_max_bytes is 0 before mkfs"; ok=1; }
@@ -292,6 +300,9 @@ c011_zeroes_unsupported() {
 		"$(grep -c "operation not supported error, dev $n,.*WRITE_ZEROES" <<<"$out")" || ok=1
 	sysread "/sys/block/$n/queue/write_zeroes_max_bytes"
 	want "$n write_zeroes_max_bytes after mkfs (was $before)" 0 "$v" || ok=1
+	# tmpfs punches holes: discard stays.
+	sysread "/sys/block/$n/queue/discard_max_bytes"
+	want "$n discard_max_bytes after mkfs" "$discard" "$v" || ok=1
 	losetup -d "$dev" || return 1
 	umount "$work/tmpfs" || return 1
 	kmsg_clean && return $ok
