@@ -72,12 +72,12 @@ mod params {
         1,
         "Queue depth for each hardware queue. Default: 128"
     );
-    // Not in loop.c, which has a single hardware queue.
+    // Not in loop.c, which has a single hardware queue, as here by default.
     crate::sys::param::int_param!(
         nr_hw_queues,
+        1,
         0,
-        0,
-        "Hardware queues per loop device. Default: 0, one per CPU"
+        "Hardware queues per loop device. Default: 1; 0: one per CPU"
     );
 }
 

@@ -1084,18 +1084,14 @@ CTL_TEST(hw_queue_depth_1_sizes_the_tag_set)
 	ASSERT_EQ(0, loop_attr(0, "queue/scheduler", buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, "[none]")) TH_LOG("scheduler: %s", buf);
 	/*
-	 * Hardware queues: loop.c has one; rust_loop one per possible CPU
-	 * (its nr_hw_queues parameter, 0 by default), by design.
+	 * One hardware queue, as loop.c has; rust_loop's nr_hw_queues
+	 * parameter (1 by default) gives more, 0 one per possible CPU.
 	 */
+	EXPECT_TRUE(path_exists("/sys/block/loop0/mq/0"));
+	EXPECT_FALSE(path_exists("/sys/block/loop0/mq/1"));
 	if (drv_is_rust()) {
-		long cpus = sysconf(_SC_NPROCESSORS_CONF);
-
 		ASSERT_EQ(0, param_read("nr_hw_queues", buf, sizeof(buf)));
-		EXPECT_STREQ("0", buf);
-		EXPECT_TRUE(path_exists("/sys/block/loop0/mq/%ld", cpus - 1));
-		EXPECT_FALSE(path_exists("/sys/block/loop0/mq/%ld", cpus));
-	} else {
-		EXPECT_FALSE(path_exists("/sys/block/loop0/mq/1"));
+		EXPECT_STREQ("1", buf);
 	}
 
 	ASSERT_EQ(0, reload(self, "hw_queue_depth=1"));
@@ -1122,6 +1118,25 @@ CTL_TEST(hw_queue_depth_1_sizes_the_tag_set)
 		EXPECT_EQ(4096, pread(fd, data, sizeof(data), 8192));
 		close(fd);
 	}
+}
+
+/* rust_loop's nr_hw_queues=0: one hardware queue per possible CPU. */
+CTL_TEST(nr_hw_queues_0_gives_one_per_cpu)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	char data[4096];
+	int fd;
+
+	if (!drv_is_rust())
+		SKIP(return, "a parameter of rust_loop's only");
+	ASSERT_EQ(0, reload(self, "nr_hw_queues=0"));
+	EXPECT_TRUE(path_exists("/sys/block/loop0/mq/%ld", cpus - 1));
+	EXPECT_FALSE(path_exists("/sys/block/loop0/mq/%ld", cpus));
+	ASSERT_EQ(0, bind_loop(0, 1 << 20, false));
+	fd = open_loop(0, O_RDONLY);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(4096, pread(fd, data, sizeof(data), 8192));
+	close(fd);
 }
 
 /* ------------------------------------------------------------------ */

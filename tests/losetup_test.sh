@@ -384,8 +384,7 @@ s_sysfs_attrs() {
 # every attribute the block layer and the driver export, including those no
 # expectation above names). Left out: counters and sequence numbers that
 # differ between any two runs (stat, inflight, diskseq, uevent's DISKSEQ),
-# power/ and trace/, and mq/ (rust_loop has one hardware queue per CPU by
-# design, loop.c one). Builtins only: an exec costs half a second on the
+# power/ and trace/. Builtins only: an exec costs half a second on the
 # debug kernel under TCG.
 want_tree() {
 	local root=$1 f rel lines n=0
@@ -395,7 +394,7 @@ want_tree() {
 		rel=${rel#/}
 		case /$rel in
 		/ | */stat | */inflight | */diskseq | */uevent | */power | */power/* | \
-			*/trace | */trace/* | /mq | /mq/*) continue ;;
+			*/trace | */trace/*) continue ;;
 		esac
 		if [ -L "$f" ]; then
 			lines=("-> $(readlink "$f")")
