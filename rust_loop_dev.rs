@@ -19,10 +19,9 @@ use crate::{
             OpenMode, ReleasingDisk,
         },
         file::{BackingFile, Kind},
-        request::Request,
+        request::{Request, RequestWorker},
         sync::LockKillable,
         uapi::{self, LoopConfig},
-        workqueue::OwnedQueue,
         ModuleRef,
     },
     Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
@@ -51,13 +50,15 @@ pub(crate) struct LoopDevice {
     /// Request counters, in `/sys/kernel/debug/rust_loop/loopN/stats`.
     #[pin]
     stats: Scope<Stats>,
-    /// `lo->workqueue`: where requests go to reach the backing file (see
-    /// `rust_loop_io.rs`). One per device, as `loop.c` has, so that a
-    /// device whose backing store hangs, or one stacked on another, cannot
-    /// take the work slots other devices need. Declared before `disk`:
-    /// dropping it waits for work items still returning from the request
-    /// path before the tag set that held their requests is freed.
-    wq: OwnedQueue,
+    /// `lo->workqueue` and its workers: where requests go to reach the
+    /// backing file (see `rust_loop_io.rs`). One per device, as `loop.c`
+    /// has, so that a device whose backing store hangs, or one stacked on
+    /// another, cannot take the work slots other devices need. Declared
+    /// before `disk`: dropping it waits for work items still returning
+    /// from the request path before the tag set that held their requests
+    /// is freed.
+    #[pin]
+    worker: RequestWorker<LoopDevice>,
     /// The gendisk, its tag set and the request path's snapshot.
     #[pin]
     pub(crate) disk: Disk<LoopDevice>,
@@ -104,7 +105,7 @@ impl LoopDevice {
                 stats <- shared.debugfs.scope(Stats::new(), &name, |stats, dir| {
                     dir.read_only_file(c"stats", stats);
                 }),
-                wq: OwnedQueue::new_unbound_freezable(&name)?,
+                worker <- RequestWorker::new(&name),
                 disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
             }),
             GFP_KERNEL,
@@ -121,9 +122,9 @@ impl LoopDevice {
         &self.stats
     }
 
-    /// The device's workqueue, for requests that may block.
-    pub(crate) fn workqueue(&self) -> &OwnedQueue {
-        &self.wq
+    /// The device's worker, for requests that may block.
+    pub(crate) fn worker(&self) -> &RequestWorker<LoopDevice> {
+        &self.worker
     }
 
     /// The `LOOP_CTL_REMOVE` check: an unbound device nobody has open

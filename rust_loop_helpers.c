@@ -227,3 +227,8 @@ void rust_loop_worker_flags_restore(unsigned int flags)
 {
 	current->flags = flags;
 }
+
+void rust_loop_cond_resched(void)
+{
+	cond_resched();
+}

@@ -15,14 +15,16 @@
 //! file system would take its locks while the upper one holds locks of the
 //! same classes. The worker has no plug, no locks of the submitter's and a
 //! stack of its own. Direct I/O then completes asynchronously through the
-//! kiocb; the workqueue runs one work item per request, so blocking
-//! requests of one device proceed in parallel, and each device has a
-//! workqueue of its own, so a device stacked on another one, or one whose
-//! backing store hangs, never waits for work slots of another device.
+//! kiocb, so direct reads and writes are submitted one after another by
+//! one work item, as `loop.c`'s worker submits its list; other requests,
+//! which may block for long, get a work item each and proceed in
+//! parallel (see [`queue_rq`]). Each device has a workqueue of its own, so
+//! a device stacked on another one, or one whose backing store hangs,
+//! never waits for work slots of another device.
 //!
 //! As in `loop_handle_cmd()`, the worker does a request's I/O in the name
 //! of the cgroup that issued it: the blkcg of its first bio and the memory
-//! cgroup of the same cgroup (see `sys::request::Request::defer`), so a
+//! cgroup of the same cgroup (see `sys::request::RequestWorker`), so a
 //! container's writes through a loop device count against its own
 //! `io.max` on the backing disk and its own `memory.max`.
 //!
@@ -136,6 +138,14 @@ impl fmt::Debug for Stats {
 /// `loop_queue_rq()`: counts the request and hands it to the worker.
 /// Nothing here blocks or reaches the backing file (see the module's
 /// documentation for why).
+///
+/// Direct reads and writes join the worker's list, which one work item
+/// runs in order, as `loop.c`'s worker runs its commands: their submission
+/// returns once the backing file has the I/O in flight, so one work item
+/// keeps up with many of them at the cost of one wakeup. Everything else
+/// (buffered I/O, flush, discard, write-zeroes) may block in the backing
+/// file system for as long as it takes, so each such request gets a work
+/// item of its own and they run side by side.
 pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     if lo.state() != LoState::Bound {
         rq.end(Status::IOERR);
@@ -156,7 +166,12 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::Discard => stats.discards.add(1, Relaxed),
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
-    rq.defer(lo.workqueue());
+    let direct = matches!(rq.op(), Op::Read | Op::Write) && rq.io().is_some_and(|io| io.direct);
+    if direct {
+        lo.worker().defer_in_order(rq);
+    } else {
+        lo.worker().defer(rq);
+    }
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).

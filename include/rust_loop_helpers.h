@@ -121,5 +121,6 @@ void rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 int rust_loop_mutex_lock_killable(struct mutex *lock);
 unsigned int rust_loop_worker_flags_save(void);
 void rust_loop_worker_flags_restore(unsigned int flags);
+void rust_loop_cond_resched(void);
 
 #endif /* RUST_LOOP_HELPERS_H */

@@ -101,7 +101,8 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// `mq_ops->complete`, after [`Request::read_write`].
     fn complete(rq: Request<Self>);
 
-    /// A request deferred by [`Request::defer`], in process context.
+    /// A request deferred to a [`request::RequestWorker`], in process
+    /// context.
     fn work(rq: Request<Self>);
 }
 

@@ -178,4 +178,6 @@ extern "C" {
     pub(crate) fn rust_loop_worker_flags_save() -> c_uint;
     /// `current->flags = flags`.
     pub(crate) fn rust_loop_worker_flags_restore(flags: c_uint);
+    /// `cond_resched()`.
+    pub(crate) fn rust_loop_cond_resched();
 }

@@ -5,7 +5,7 @@
 //!
 //! A [`Request`] is a started request owned by the driver: it must be ended
 //! exactly once ([`Request::end`]), or handed on, to the backing file
-//! ([`Request::read_write`]), to a workqueue ([`Request::defer`]), back to
+//! ([`Request::read_write`]), to a workqueue ([`RequestWorker`]), back to
 //! the block layer for the remainder ([`Request::advance`]).
 //!
 //! [`Request::read_write`] does what `loop.c`'s `lo_rw_aio()` does: the
@@ -21,6 +21,7 @@ use super::{
     disk::{DiskOps, Queue},
     file::BackingFile,
     helpers,
+    workqueue::OwnedQueue,
 };
 use core::{
     cell::UnsafeCell,
@@ -32,12 +33,13 @@ use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
     prelude::*,
+    str::CStr,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
         Arc,
     },
     types::{ForeignOwnable, Opaque},
-    workqueue::{Queue as WorkQueue, RawWorkItem},
+    workqueue::RawWorkItem,
 };
 
 /// A block status (`blk_status_t`).
@@ -117,9 +119,12 @@ struct Pdu<T: DiskOps> {
     flags: Atomic<u32>,
     /// The bio_vec descriptors of a multi-bio request, while in flight.
     bvecs: UnsafeCell<KVec<bindings::bio_vec>>,
-    /// The cgroups of a deferred request, from [`Request::defer`] to the
-    /// work callback, which takes them ([`Charge`]).
+    /// The cgroups of a deferred request, from [`RequestWorker::defer`]
+    /// to the worker, which takes them ([`Charge`]).
     charge: UnsafeCell<Charge>,
+    /// The next request of a [`RequestWorker`]'s list (the address of its
+    /// PDU; 0 ends the list), while this one is on it.
+    next: Atomic<usize>,
     _p: PhantomData<T>,
 }
 
@@ -280,28 +285,15 @@ impl<T: DiskOps> Request<T> {
         self.pdu().ret.load(Acquire)
     }
 
-    /// Hands the request to `wq`, which calls [`DiskOps::work`] with it in
-    /// the name of the request's cgroups, as `loop.c` does: the blkcg of
-    /// its first bio, so the bios the backing file's I/O issues are
-    /// throttled and counted there (`io.max`, `io.stat`), and the memory
-    /// cgroup of the same cgroup, so the page cache and allocations of
-    /// that I/O are charged there (`memory.max`).
-    ///
-    /// `wq` must be drained (destroyed) before the disk's tag set is
-    /// freed: the work item lives in the request.
-    pub(crate) fn defer(self, wq: &WorkQueue) {
+    /// Stores the request's cgroups in its PDU for the worker: the blkcg
+    /// of its first bio and the memory cgroup of the same cgroup, as
+    /// `loop_queue_rq()` takes them.
+    fn store_charge(&self) {
         // SAFETY: an owned request: its bio and the bio's blkcg are alive.
         let charge = unsafe { Charge::of(self.raw()) };
-        // SAFETY: we own the request and with it the PDU's charge cell; no
-        // work item of it is queued or running.
+        // SAFETY: we own the request and with it the PDU's charge cell; it
+        // is not on a worker's list or queued.
         unsafe { *self.pdu().charge.get() = charge };
-        if let Err(rq) = wq.enqueue(self) {
-            // The work item cannot be pending while we own the request.
-            kernel::pr_warn_once!("request work already queued\n");
-            // SAFETY: owned again, as above.
-            unsafe { (*rq.pdu().charge.get()).release() };
-            rq.end(Status::IOERR);
-        }
     }
 
     /// Calls `f` with each bio_vec of the request, as `rq_for_each_bvec`
@@ -572,7 +564,7 @@ unsafe impl<T: DiskOps> RawWorkItem<0> for Request<T> {
 /// # Safety
 ///
 /// `work` is the `work` field of the `Pdu<T>` of a request deferred by
-/// [`Request::defer`].
+/// [`RequestWorker::defer`].
 unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is inside a `Pdu<T>`, which is a request's PDU.
     let rq = unsafe {
@@ -580,9 +572,169 @@ unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::work_struct)
         bindings::blk_mq_rq_from_pdu(pdu.cast())
     };
     // SAFETY: `defer` gave up ownership for this call.
-    let rq = unsafe { Request::<T>::from_raw(rq) };
-    // SAFETY: we own the request and with it the charge `defer` stored;
-    // taking it leaves nothing to release in the PDU.
+    run_deferred(unsafe { Request::<T>::from_raw(rq) });
+}
+
+/// Where a disk's requests go to reach the backing file, in process
+/// context (`loop.c`'s `lo->workqueue` and its workers): a workqueue of the
+/// disk's own, and on it one work item that runs a list of requests in
+/// the order they came, as `loop_queue_work()` adds commands to a worker's
+/// list and `loop_process_work()` runs them.
+///
+/// [`Self::defer`] gives a request a work item of its own instead (in its
+/// PDU), so that requests that may block for long run side by side; the
+/// list is for those that do not, which then cost one queueing and one
+/// worker wakeup per batch rather than per request.
+///
+/// The workqueue is destroyed, which waits for its work, before the
+/// memory of the work item goes; the owner must drop this before the
+/// tag set of the requests it was given ([`super::disk::Disk`]).
+///
+/// # Invariants
+///
+/// `work` is initialized with `list_work_callback::<T>` and queued only on
+/// `wq`. `head` is 0 or the address of the `Pdu<T>` of a started request
+/// owned by the list, whose `next` continues the list. While `head` is not
+/// 0, `work` is pending or running and has not yet taken the list.
+#[pin_data]
+pub(crate) struct RequestWorker<T: DiskOps> {
+    wq: OwnedQueue,
+    head: Atomic<usize>,
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: the list is changed only with atomic operations; the work item
+// and the workqueue may be used from any thread.
+unsafe impl<T: DiskOps> Send for RequestWorker<T> {}
+// SAFETY: as above.
+unsafe impl<T: DiskOps> Sync for RequestWorker<T> {}
+
+impl<T: DiskOps> RequestWorker<T> {
+    /// A worker on an unbound, freezable workqueue named `name`, as
+    /// `loop.c` allocates for each device (`loop%d`).
+    pub(crate) fn new(name: &CStr) -> impl PinInit<Self, Error> + '_ {
+        // INVARIANT: `work` is initialized with the list's callback; the
+        // list is empty.
+        try_pin_init!(Self {
+            wq: OwnedQueue::new_unbound_freezable(name)?,
+            head: Atomic::new(0),
+            // SAFETY: `slot` is valid for the work item's initialization;
+            // the name and the lock class are static.
+            work <- Opaque::ffi_init(|slot| unsafe {
+                bindings::init_work_with_key(
+                    slot,
+                    Some(list_work_callback::<T>),
+                    false,
+                    c"rust_loop_list_work".as_char_ptr(),
+                    kernel::static_lock_class!().as_ptr(),
+                )
+            }),
+            _p: PhantomData,
+        }? Error)
+    }
+
+    /// Hands `rq` to a work item of its own, which calls
+    /// [`DiskOps::work`] with it in the name of the request's cgroups
+    /// (see [`WorkerScope`]): for requests that may block for long.
+    pub(crate) fn defer(&self, rq: Request<T>) {
+        rq.store_charge();
+        if let Err(rq) = self.wq.enqueue(rq) {
+            // The work item cannot be pending while we own the request.
+            kernel::pr_warn_once!("request work already queued\n");
+            // SAFETY: owned again: the charge cell is ours.
+            unsafe { (*rq.pdu().charge.get()).release() };
+            rq.end(Status::IOERR);
+        }
+    }
+
+    /// Adds `rq` to the list, which the worker runs in order, calling
+    /// [`DiskOps::work`] with each request as [`Self::defer`] does.
+    pub(crate) fn defer_in_order(&self, rq: Request<T>) {
+        rq.store_charge();
+        let pdu = ptr::from_ref(rq.pdu());
+        // The list owns the request from the push on.
+        core::mem::forget(rq);
+        let mut old = self.head.load(Relaxed);
+        loop {
+            // SAFETY: the PDU of a request we own until the push succeeds.
+            unsafe { (*pdu).next.store(old, Relaxed) };
+            // Release: the worker sees the PDU as written here.
+            match self.head.cmpxchg(old, pdu as usize, Release) {
+                Ok(_) => break,
+                Err(cur) => old = cur,
+            }
+        }
+        if old == 0 {
+            // The list was empty, so the work item already took every
+            // earlier request (type invariant): queue it again. It may be
+            // running still; then it runs once more after.
+            // SAFETY: `work` is initialized and queued only on `wq`, which
+            // outlives it (type invariant).
+            unsafe {
+                bindings::queue_work_on(
+                    bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                    self.wq.as_raw(),
+                    self.work.get(),
+                )
+            };
+        }
+    }
+}
+
+/// The work function of a [`RequestWorker`]'s list: takes the list, runs
+/// its requests in the order they came, and again until it is empty.
+///
+/// # Safety
+///
+/// `work` is the `work` field of a `RequestWorker<T>`.
+unsafe extern "C" fn list_work_callback<T: DiskOps>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is inside a `RequestWorker<T>`, alive while its work
+    // runs (its workqueue is destroyed before it goes).
+    let this = unsafe {
+        &*work
+            .cast::<u8>()
+            .sub(offset_of!(RequestWorker<T>, work))
+            .cast::<RequestWorker<T>>()
+    };
+    loop {
+        // Acquire: pairs with the pushes' release.
+        let mut lifo = this.head.xchg(0, Acquire);
+        if lifo == 0 {
+            break;
+        }
+        // Reverse the list into the order of the pushes.
+        let mut fifo = 0;
+        while lifo != 0 {
+            let pdu = lifo as *const Pdu<T>;
+            // SAFETY: a PDU of a request the taken list owns.
+            let next = unsafe { (*pdu).next.load(Relaxed) };
+            // SAFETY: as above.
+            unsafe { (*pdu).next.store(fifo, Relaxed) };
+            fifo = lifo;
+            lifo = next;
+        }
+        while fifo != 0 {
+            let pdu = fifo as *mut Pdu<T>;
+            // SAFETY: as above; read before the request is handed on and
+            // maybe over.
+            fifo = unsafe { (*pdu).next.load(Relaxed) };
+            // SAFETY: the list gives up its ownership of this request.
+            let rq = unsafe { Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(pdu.cast())) };
+            run_deferred(rq);
+            // As loop_process_work(): a long list does not hog the CPU.
+            // SAFETY: process context, no lock held.
+            unsafe { helpers::rust_loop_cond_resched() };
+        }
+    }
+}
+
+/// Calls [`DiskOps::work`] with a deferred request in the name of its
+/// cgroups.
+fn run_deferred<T: DiskOps>(rq: Request<T>) {
+    // SAFETY: we own the request and with it the charge `store_charge`
+    // stored; taking it leaves nothing to release in the PDU.
     let charge = unsafe { core::mem::replace(&mut *rq.pdu().charge.get(), Charge::NONE) };
     // The scope owns the charge: the request may be over (and reused) as
     // soon as `work` returns, or before.
@@ -677,6 +829,7 @@ pub(super) unsafe extern "C" fn init_request_callback<T: DiskOps>(
         ptr::addr_of_mut!((*pdu).flags).write(Atomic::new(0));
         ptr::addr_of_mut!((*pdu).bvecs).write(UnsafeCell::new(KVec::new()));
         ptr::addr_of_mut!((*pdu).charge).write(UnsafeCell::new(Charge::NONE));
+        ptr::addr_of_mut!((*pdu).next).write(Atomic::new(0));
         ptr::addr_of_mut!((*pdu)._p).write(PhantomData);
     }
     0

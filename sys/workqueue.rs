@@ -35,6 +35,13 @@ impl OwnedQueue {
     }
 }
 
+impl OwnedQueue {
+    /// The `workqueue_struct`, valid as long as `self`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+        self.0.as_ptr()
+    }
+}
+
 impl Deref for OwnedQueue {
     type Target = Queue;
 
