@@ -232,3 +232,8 @@ void rust_loop_cond_resched(void)
 {
 	cond_resched();
 }
+
+void rust_loop_complete_request_direct(struct request *rq)
+{
+	blk_mq_complete_request_direct(rq, rq->q->mq_ops->complete);
+}

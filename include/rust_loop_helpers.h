@@ -122,5 +122,6 @@ int rust_loop_mutex_lock_killable(struct mutex *lock);
 unsigned int rust_loop_worker_flags_save(void);
 void rust_loop_worker_flags_restore(unsigned int flags);
 void rust_loop_cond_resched(void);
+void rust_loop_complete_request_direct(struct request *rq);
 
 #endif /* RUST_LOOP_HELPERS_H */

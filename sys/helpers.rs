@@ -180,4 +180,6 @@ extern "C" {
     pub(crate) fn rust_loop_worker_flags_restore(flags: c_uint);
     /// `cond_resched()`.
     pub(crate) fn rust_loop_cond_resched();
+    /// `blk_mq_complete_request_direct(rq, rq->q->mq_ops->complete)`.
+    pub(crate) fn rust_loop_complete_request_direct(rq: *mut c_void);
 }
