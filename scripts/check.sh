@@ -23,7 +23,7 @@
 # Environment: T="word ..." runs only the test programs whose name contains
 # a word; DRIVERS="rust" or "c" runs one driver only; ORACLE_PROFILE
 # (default release) is the kernel loop.ko runs on; CHECK_TIMEOUT (seconds,
-# default 3600, 14400 with FULL) bounds each guest.
+# default 3600, 28800 with FULL) bounds each guest.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -78,7 +78,7 @@ rm -rf "$queue"
 mkdir -p "$queue"
 nrust=${RUST_GUESTS:-2}
 guest_timeout=3600
-[ "$tier" = full ] && guest_timeout=14400
+[ "$tier" = full ] && guest_timeout=28800
 
 # boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
 # its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.

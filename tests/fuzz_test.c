@@ -839,7 +839,7 @@ FIXTURE_SETUP(fuzz)
 
 FIXTURE_TEARDOWN(fuzz) {}
 
-TEST_F_TIMEOUT(fuzz, ioctls, 7200)
+TEST_F_TIMEOUT(fuzz, ioctls, 14400)
 {
 	const char *env;
 	uint64_t seed;

@@ -214,7 +214,7 @@ FIXTURE(soak) {};
 FIXTURE_SETUP(soak) {}
 FIXTURE_TEARDOWN(soak) {}
 
-TEST_F_TIMEOUT(soak, add_bind_io_unbind_remove_cycles, 1800)
+TEST_F_TIMEOUT(soak, add_bind_io_unbind_remove_cycles, 7200)
 {
 	int n = cycles(), warm = n / 4 + 1, c = 0;
 	struct slabs *s = calloc(3, sizeof(*s));
