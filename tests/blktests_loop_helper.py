@@ -8,6 +8,7 @@
 #
 #   python3 blktests_loop_helper.py SUBCOMMAND ARGS...
 
+import collections
 import errno
 import fcntl
 import mmap
@@ -30,6 +31,11 @@ LOOP_CTL_GET_FREE = 0x4C82
 LO_FLAGS_READ_ONLY = 1
 LO_FLAGS_PARTSCAN = 8
 
+
+
+def counts(res):
+    """The outcomes of a race as "outcome=count ...", sorted."""
+    return " ".join("%s=%d" % kv for kv in sorted(res.items()))
 
 def ename(e):
     return errno.errorcode.get(e, str(e))
@@ -160,7 +166,7 @@ def change_fd_race(dev, f0, f1, secs):
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        res = {}
+        res = collections.Counter()
         ctl = os.open("/dev/loop-control", os.O_RDWR)
         while time.monotonic() < end:
             try:
@@ -168,21 +174,21 @@ def change_fd_race(dev, f0, f1, secs):
                 tfd = os.open(top, os.O_RDWR)
             except OSError as e:
                 k = "free/open:" + ename(e.errno)
-                res[k] = res.get(k, 0) + 1
+                res[k] += 1
                 continue
             # As losetup: the lower device is read-only, open it so.
             lfd = os.open(dev, os.O_RDONLY)
             k = "setup:" + configure(tfd, lfd, LO_FLAGS_READ_ONLY)
             os.close(lfd)
-            res[k] = res.get(k, 0) + 1
+            res[k] += 1
             if k == "setup:OK":
                 k = "detach:" + call(tfd, LOOP_CLR_FD)
-                res[k] = res.get(k, 0) + 1
+                res[k] += 1
             os.close(tfd)
-        os.write(w, " ".join("%s=%d" % kv for kv in sorted(res.items())).encode())
+        os.write(w, counts(res).encode())
         os._exit(0)
     os.close(w)
-    res = {}
+    res = collections.Counter()
     fds = [os.open(f0, os.O_RDWR), os.open(f1, os.O_RDWR)]
     os.pwrite(fds[0], b"file0", 0)
     os.pwrite(fds[1], b"file1", 0)
@@ -190,7 +196,7 @@ def change_fd_race(dev, f0, f1, secs):
     i = 1
     while time.monotonic() < end:
         k = "change:" + call(dfd, LOOP_CHANGE_FD, fds[i])
-        res[k] = res.get(k, 0) + 1
+        res[k] += 1
         i ^= 1
     os.close(dfd)
     os.waitpid(pid, 0)
@@ -200,7 +206,7 @@ def change_fd_race(dev, f0, f1, secs):
     dfd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
     os.preadv(dfd, [buf], 0)
     os.close(dfd)
-    print(" ".join("%s=%d" % kv for kv in sorted(res.items())), child,
+    print(counts(res), child,
           "reads=%s" % buf[:5].decode(errors="replace"), "last=%d" % (i ^ 1))
 
 
@@ -267,31 +273,31 @@ def partscan_race(dev, path, secs):
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        res = {}
+        res = collections.Counter()
         while time.monotonic() < end:
             try:
                 dfd = os.open(dev, os.O_RDWR)
             except OSError as e:
                 k = "open:" + ename(e.errno)
-                res[k] = res.get(k, 0) + 1
+                res[k] += 1
                 continue
             k = "detach:" + call(dfd, LOOP_CLR_FD)
-            res[k] = res.get(k, 0) + 1
+            res[k] += 1
             os.close(dfd)
-        os.write(w, " ".join("%s=%d" % kv for kv in sorted(res.items())).encode())
+        os.write(w, counts(res).encode())
         os._exit(0)
     os.close(w)
-    res = {}
+    res = collections.Counter()
     ffd = os.open(path, os.O_RDWR)
     while time.monotonic() < end:
         try:
             dfd = os.open(dev, os.O_RDWR)
         except OSError as e:
             k = "open:" + ename(e.errno)
-            res[k] = res.get(k, 0) + 1
+            res[k] += 1
             continue
         k = "attach:" + configure(dfd, ffd, LO_FLAGS_PARTSCAN)
-        res[k] = res.get(k, 0) + 1
+        res[k] += 1
         os.close(dfd)
         if k == "attach:OK":
             try:
@@ -301,11 +307,11 @@ def partscan_race(dev, path, secs):
                 k = "read-p1:OK"
             except OSError as e:
                 k = "read-p1:" + ename(e.errno)
-            res[k] = res.get(k, 0) + 1
+            res[k] += 1
     os.close(ffd)
     os.waitpid(pid, 0)
     child = os.read(r, 4096).decode()
-    print(" ".join("%s=%d" % kv for kv in sorted(res.items())), child)
+    print(counts(res), child)
 
 
 if __name__ == "__main__":
