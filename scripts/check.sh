@@ -15,8 +15,9 @@
 #
 # Tiers (README.md):
 #   make check          both drivers, the whole suite (CI)
-#   make check QUICK=1  rust_loop only, on the test kernel, each program's
-#                       expensive repetitions cut (RL_QUICK=1 in the guest)
+#   make check QUICK=1  rust_loop only, on the test kernel booted with
+#                       kmemleak=off, each program's expensive repetitions
+#                       cut (RL_QUICK=1 in the guest)
 #   make check FULL=1   the whole suite plus the slow tier (RL_FULL=1: long
 #                       soaks and fuzz runs)
 #
@@ -80,12 +81,20 @@ nrust=${RUST_GUESTS:-2}
 guest_timeout=3600
 [ "$tier" = full ] && guest_timeout=28800
 
+# The quick tier boots the test kernel with kmemleak off: kmemleak's
+# bookkeeping of every allocation more than halves the speed of the
+# debug kernel under TCG (100 execs: 11.8 s with it, 6.7 s without;
+# release kernel 1.1 s). KASAN, lockdep and the splat check stay; leaks
+# are make check's to find.
+kargs=
+[ "$tier" = quick ] && kargs=kmemleak=off
+
 # boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
 # its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.
 boot() {
 	local dir=$RL_CACHE/runs/$id-$1 rc=0
 	mkdir -p "$dir"
-	RL_RUN_DIR=$dir "$RL_TOP/scripts/qemu.sh" --profile "$2" \
+	RL_RUN_DIR=$dir "$RL_TOP/scripts/qemu.sh" --profile "$2" --append "$kargs" \
 		--timeout "${CHECK_TIMEOUT:-$guest_timeout}" -- \
 		"${env}tests/run.sh -k $RL_TOP/build/test/rust_loop.ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
 	echo "$rc" >"$dir/rc"

@@ -12,6 +12,8 @@
 #     --timeout SECONDS       kill the guest after this long (default none)
 #     --disk FILE             FILE as a second disk, /dev/vdb, kept after
 #                             the boot (tests/crash.sh's persistent disk)
+#     --append ARGS           more kernel command line (make check QUICK=1:
+#                             kmemleak=off)
 #   With COMMAND: runs it in the guest with bash, prints its output and exits
 #   with its exit status. Without: an interactive shell on the serial console.
 #
@@ -30,13 +32,14 @@
 
 . "$(dirname "$0")/lib.sh"
 
-profile=release insmod= timeout=0 disk=
+profile=release insmod= timeout=0 disk= kargs=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--profile) profile=$2; shift 2 ;;
 	--insmod) insmod=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--disk) disk=$2; shift 2 ;;
+	--append) kargs=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) rl_die "unknown option $1" ;;
 	*) break ;;
@@ -80,6 +83,7 @@ append+=" init=/sbin/rust-loop-init panic=-1 rl.project=$RL_TOP"
 # cores in make check) it can miss and panic ("IO-APIC + timer doesn't
 # work").
 append+=" no_timer_check"
+[ -n "$kargs" ] && append+=" $kargs"
 [ -n "$insmod" ] && append+=" rl.insmod=$insmod"
 
 accel="-accel tcg -cpu max"
