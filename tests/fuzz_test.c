@@ -606,7 +606,26 @@ static void one_op(struct thread *t, enum op op)
 			pattern_fill(b, len, off, t->id);
 			ret = pwrite(fd, b, len, off);
 		}
-		break;
+		err = errno;
+		if (ret < 0) {
+			/*
+			 * What the fd names now (another thread may have
+			 * reused its number since), for the trace and an
+			 * unexpected errno.
+			 */
+			char link[64], target[96] = "?";
+			ssize_t n;
+
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+			n = readlink(link, target, sizeof(target) - 1);
+			target[n > 0 ? n : 1] = '\0';
+			snprintf(what, sizeof(what),
+				 "fd %d (%s), %zu bytes at %lld, buffer +%ld",
+				 fd, target, len, (long long)off,
+				 (long)(b - t->buf));
+		}
+		record(t->id, op, ret, err, what);
+		goto out;
 	}
 	case OP_FSYNC:
 		ret = chance(s, 2) ? fsync(fd) : fdatasync(fd);
