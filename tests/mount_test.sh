@@ -10,7 +10,7 @@
 #  - `mount -o loop,ro`: a read-only loop device and file system;
 #  - `mount -o loop=/dev/loopN,offset=,sizelimit=`;
 #  - 20 parallel `mount -o loop` of 20 different 8 MiB ext4 images (more
-#    than the 8 devices made at load), then 20 parallel umounts, twice (10,
+#    than the 8 devices made at load), then 20 parallel umounts, twice (5,
 #    once, in the quick tier; 50, 20 times, in the slow one; a cycle of 50 takes
 #    about 140 s on the test kernel): every mount and umount succeeds, each
 #    mount has its own device bound to its own image with autoclear, the
@@ -37,7 +37,7 @@ mnt=$T_SCRATCH/mnt-mount-test
 E=$work/e.img	# 32 MiB ext4, default features (journal)
 F=$work/f.img	# ext4 of 8 MiB at offset 1 MiB
 M=$mnt/m
-NPAR=$(tier 10 20 50)
+NPAR=$(tier 5 20 50)
 CYCLES=$(tier 1 2 20)
 STEP_TIMEOUT=$(tier 600 600 3600)
 

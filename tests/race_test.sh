@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Races between util-linux tools on the driver under test. Each stress runs
-# several background workers for DUR seconds (20; 5 in the quick tier,
+# several background workers for DUR seconds (20; 3 in the quick tier,
 # 120 in the slow one), then checks that every
 # worker finished (no hang: a worker still running 90 s after its end is
 # killed and its kernel stack shown), that no operation failed other than
@@ -36,7 +36,7 @@
 . "$(dirname "$0")/lib.sh"
 
 work=$T_SCRATCH/race-test
-DUR=${RACE_DUR:-$(tier 5 20 120)}
+DUR=${RACE_DUR:-$(tier 3 20 120)}
 
 # ----------------------------------------------------------------- worker
 #

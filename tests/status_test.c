@@ -686,7 +686,9 @@ TEST_F(cfg, change_uevents)
  * loopB, which must always fail (EBADF while loopB is bound on loopA,
  * EINVAL while it is not bound), since success would close a cycle.
  */
-#define CHANGE_FD_RACE_SECONDS 20
+#define CHANGE_FD_RACE_MAX_SECONDS 20
+#define CHANGE_FD_RACE_SECONDS tier_count(5, CHANGE_FD_RACE_MAX_SECONDS, \
+					  CHANGE_FD_RACE_MAX_SECONDS)
 
 struct change_fd_race {
 	int a_fd, a_idx, b_idx;
@@ -778,7 +780,8 @@ static void *cycle_thread(void *p)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(cfg, change_fd_races_stacked_device, 4 * CHANGE_FD_RACE_SECONDS + 60)
+TEST_F_TIMEOUT(cfg, change_fd_races_stacked_device,
+	       4 * CHANGE_FD_RACE_MAX_SECONDS + 60)
 {
 	const char *x = mkfile(_metadata, self, MIB, 8);
 	const char *y = mkfile(_metadata, self, MIB, 8);
