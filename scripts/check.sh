@@ -24,7 +24,8 @@
 # Environment: T="word ..." runs only the test programs whose name contains
 # a word; DRIVERS="rust" or "c" runs one driver only; ORACLE_PROFILE
 # (default release) is the kernel loop.ko runs on; CHECK_TIMEOUT (seconds,
-# default 3600, 28800 with FULL) bounds each guest.
+# default 3600, 28800 with FULL) bounds each guest; SLOW_CASE=N lists the
+# test cases of N seconds or more (default 10).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -60,6 +61,9 @@ id=check-$(date +%Y%m%d-%H%M%S)-$$
 env=
 [ "$tier" = quick ] && env="RL_QUICK=1 "
 [ "$tier" = full ] && env="RL_FULL=1 "
+# SLOW_CASE=N: name every test case of N seconds or more in a "# slow:"
+# line (tests/run.sh; default 10).
+[ -n "${SLOW_CASE:-}" ] && env+="RL_SLOW_CASE=$((SLOW_CASE)) "
 # With both drivers, the loop.ko guest hands the step logs of the
 # comparing tests (tests/compare.sh) to the rust_loop guest through the
 # project directory, so the reference is not run again on the test kernel.
