@@ -58,7 +58,9 @@ dio_is() {
 run_fio() {
 	local label=$1 log=$work/fio.log t0=$SECONDS
 	shift
-	if fio "$@" >"$log" 2>&1; then
+	# No verify state files: fio would leave them in the current
+	# directory, the project's.
+	if fio --verify_state_save=0 "$@" >"$log" 2>&1; then
 		t_diag "fio $label: $((SECONDS - t0)) s"
 		return 0
 	fi

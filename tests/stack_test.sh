@@ -152,14 +152,14 @@ ext4_on_ext4() {
 	mount "$dev" "$mnt" || { t_diag "mount $dev failed"; return 1; }
 	if ! fio --name=mixed --directory="$mnt" --size="$size" --numjobs=2 \
 		--ioengine=psync --rw=randrw --rwmixread=50 --bs=4k --fsync=4 \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 \
 		--group_reporting >"$log" 2>&1; then
 		t_diag "fio on ext4 over $dev failed:" "$(tail -30 "$log")"
 		return 1
 	fi
 	if ! fio --name=mixed-direct --directory="$mnt" --size="$size" --numjobs=2 \
 		--ioengine=libaio --iodepth=8 --direct=1 --rw=randrw --bs=4k \
-		--fsync=8 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--fsync=8 --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 \
 		--group_reporting >"$log" 2>&1; then
 		t_diag "fio O_DIRECT on ext4 over $dev failed:" "$(tail -30 "$log")"
 		return 1
@@ -243,7 +243,7 @@ frozen_neighbour() {
 	# needs that), all in flight at once.
 	fio --name=frozen --filename="$lf" --direct=1 --ioengine=libaio \
 		--iodepth=1024 --numjobs=2 --rw=randwrite --bs=4k --size=4M \
-		--offset_increment=4M --verify=crc32c --verify_fatal=1 \
+		--offset_increment=4M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --group_reporting >"$log" 2>&1 &
 	bg=$!
 	inflight_at_least "$lf" 1024 || ok=
