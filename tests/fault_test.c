@@ -17,8 +17,10 @@
  * Operations: LOOP_CTL_ADD, LOOP_CTL_REMOVE, open, LOOP_CONFIGURE (direct
  * I/O and partition scan), LOOP_SET_FD, LOOP_SET_STATUS64, LOOP_CHANGE_FD,
  * LOOP_SET_BLOCK_SIZE, LOOP_SET_DIRECT_IO, LOOP_SET_CAPACITY, and direct
- * reads and writes. The quick tier (RL_QUICK) tries every seventh fault
- * point only. Needs CONFIG_FAULT_INJECTION_DEBUG_FS and
+ * reads and writes. make check tries every third fault point, the quick
+ * tier every seventh, the slow tier all (stride() below).
+ *
+ * Needs CONFIG_FAULT_INJECTION_DEBUG_FS and
  * CONFIG_FAULT_INJECTION_STACKTRACE_FILTER (the test kernel has both; on
  * the release kernel every case is a skip). FAULT_TRACE=1 logs the stack
  * of every injected failure and the outcome of its call to the kernel log.
@@ -26,6 +28,7 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "bind.h"
@@ -148,6 +151,33 @@ static bool nth_injected(void)
 	return injected;
 }
 
+/*
+ * Which fault points: every one in the slow tier; every third in make
+ * check and every seventh in the quick tier, starting at a random one of
+ * the first three or seven (FAULT_OFFSET=K starts at K), so that runs
+ * together cover them all.
+ */
+static int stride(void)
+{
+	return tier_count(7, 3, 1);
+}
+
+static int first_nth(void)
+{
+	static int first;
+
+	if (!first) {
+		const char *o = getenv("FAULT_OFFSET");
+
+		first = o ? atoi(o) : 1 + (int)((unsigned int)time(NULL) % stride());
+		if (first < 1 || first > stride())
+			first = 1;
+		ksft_print_msg("fault points %d, %d, %d, ... (FAULT_OFFSET=%d)\n",
+			       first, first + stride(), first + 2 * stride(), first);
+	}
+	return first;
+}
+
 /* FAULT_TRACE=1: each call and its outcome in the kernel log, after the
  * stack trace of the failure injected into it (verbose 2). */
 static void trace(const char *fmt, ...)
@@ -178,13 +208,14 @@ static void trace(const char *fmt, ...)
  */
 #define run_faults(what, call, after) run_faults_or(what, -ENOMEM, call, after)
 #define run_faults_or(what, also, call, after) do {					\
-	int _n, _failed = 0, _absorbed = 0;					\
+	int _n, _tried = 0, _failed = 0, _absorbed = 0;			\
 										\
-	for (_n = 1; _n <= MAX_NTH; _n += tier_count(7, 1, 1)) {		\
+	for (_n = first_nth(); _n <= MAX_NTH; _n += stride()) {		\
 		int ret;							\
 		bool injected;							\
 										\
 		fail_nth(_n);							\
+		_tried++;							\
 		ret = (call);							\
 		injected = nth_injected();					\
 		trace("%s: fault point %d: %s, %s", what, _n,			\
@@ -203,8 +234,8 @@ static void trace(const char *fmt, ...)
 			break;							\
 	}									\
 	ASSERT_GE(MAX_NTH, _n) TH_LOG("%s: more than %d fault points", what, MAX_NTH); \
-	ksft_print_msg("%s: about %d fault points, %d failed the call, %d absorbed\n", \
-		       what, _n - 1, _failed, _absorbed);			\
+	ksft_print_msg("%s: %d fault points tried, %d failed the call, %d absorbed; none at %d\n", \
+		       what, _tried - 1, _failed, _absorbed, _n);		\
 } while (0)
 
 static int ctl_call(int cmd, long arg)
