@@ -92,6 +92,13 @@ guest_timeout=3600
 # check's to find.
 kargs=
 [ "$tier" = quick ] && kargs=kmemleak=off
+# The quick tier's guests have one vCPU each (QEMU_SMP overrides): with two
+# guests on this 2-core machine a second vCPU buys no parallelism, and it
+# costs TCG work between the vCPUs (not profiled; cross-vCPU TLB flushes
+# are the likely part). Measured, quick tier, idle host: 223 s with one
+# vCPU, 331 s with two (losetup_test 34 s against 69). make check keeps
+# two: its races want two CPUs really running at once.
+[ "$tier" = quick ] && export QEMU_SMP=${QEMU_SMP:-1}
 
 # boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
 # its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.
