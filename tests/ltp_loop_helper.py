@@ -84,10 +84,6 @@ def get_flags(fd):
     return struct.unpack_from("=I", fcntl.ioctl(fd, LOOP_GET_STATUS, bytes(INFO_SIZE)), 44)[0]
 
 
-def get_flags64(fd):
-    return struct.unpack_from("=I", fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(INFO64_SIZE)), 52)[0]
-
-
 def errno_of(fd, req, arg=0):
     """ioctl(fd, req, arg): 0, or the errno it failed with."""
     try:
