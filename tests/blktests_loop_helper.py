@@ -9,36 +9,23 @@
 #   python3 blktests_loop_helper.py SUBCOMMAND ARGS...
 
 import collections
-import errno
 import fcntl
 import mmap
 import os
 import select
 import socket
-import struct
 import sys
 import time
 
-LOOP_SET_FD = 0x4C00
-LOOP_CLR_FD = 0x4C01
-LOOP_GET_STATUS = 0x4C03
-LOOP_GET_STATUS64 = 0x4C05
-LOOP_CHANGE_FD = 0x4C06
-LOOP_SET_DIRECT_IO = 0x4C08
-LOOP_SET_BLOCK_SIZE = 0x4C09
-LOOP_CONFIGURE = 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
-LO_FLAGS_READ_ONLY = 1
-LO_FLAGS_PARTSCAN = 8
-
+from loop_uapi import (LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY, LOOP_CHANGE_FD,
+                       LOOP_CLR_FD, LOOP_CONFIGURE, LOOP_CTL_GET_FREE,
+                       LOOP_GET_STATUS, LOOP_GET_STATUS64, LOOP_SET_BLOCK_SIZE,
+                       LOOP_SET_DIRECT_IO, ename, loop_config)
 
 
 def counts(res):
     """The outcomes of a race as "outcome=count ...", sorted."""
     return " ".join("%s=%d" % kv for kv in sorted(res.items()))
-
-def ename(e):
-    return errno.errorcode.get(e, str(e))
 
 
 def call(fd, req, arg=0):
@@ -48,15 +35,6 @@ def call(fd, req, arg=0):
         return "OK"
     except OSError as e:
         return ename(e.errno)
-
-
-def loop_config(fd, flags=0, block_size=0):
-    # struct loop_config: fd, block_size, loop_info64 (lo_flags at 52 of
-    # it), 8 reserved u64: 304 bytes.
-    buf = bytearray(304)
-    struct.pack_into("=II", buf, 0, fd, block_size)
-    struct.pack_into("=I", buf, 8 + 52, flags)
-    return bytes(buf)
 
 
 def configure(dev_fd, file_fd, flags=0):

@@ -20,33 +20,12 @@ import subprocess
 import sys
 import time
 
-LOOP_SET_FD = 0x4C00
-LOOP_CLR_FD = 0x4C01
-LOOP_SET_STATUS = 0x4C02
-LOOP_GET_STATUS = 0x4C03
-LOOP_SET_STATUS64 = 0x4C04
-LOOP_GET_STATUS64 = 0x4C05
-LOOP_CHANGE_FD = 0x4C06
-LOOP_SET_CAPACITY = 0x4C07
-LOOP_SET_DIRECT_IO = 0x4C08
-LOOP_SET_BLOCK_SIZE = 0x4C09
-LOOP_CONFIGURE = 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
-BLKRRPART = 0x125F
-BLKSSZGET = 0x1268
-
-LO_FLAGS_READ_ONLY = 1
-LO_FLAGS_AUTOCLEAR = 4
-LO_FLAGS_PARTSCAN = 8
-LO_FLAGS_DIRECT_IO = 16
-
-# struct loop_info (x86-64): 168 bytes, lo_offset at 32, lo_flags at 44,
-# lo_name at 48. struct loop_info64: 232 bytes, lo_offset at 24,
-# lo_sizelimit at 32, lo_flags at 52. struct loop_config: fd, block_size,
-# loop_info64, 64 reserved bytes.
-INFO_SIZE = 168
-INFO64_SIZE = 232
-CONFIG_SIZE = 8 + INFO64_SIZE + 64
+from loop_uapi import (BLKRRPART, BLKSSZGET, INFO64_SIZE, INFO_SIZE, LO_FLAGS_AUTOCLEAR,
+                       LO_FLAGS_DIRECT_IO, LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY,
+                       LOOP_CHANGE_FD, LOOP_CLR_FD, LOOP_CONFIGURE, LOOP_CTL_GET_FREE,
+                       LOOP_GET_STATUS, LOOP_GET_STATUS64, LOOP_SET_BLOCK_SIZE,
+                       LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO, LOOP_SET_FD, LOOP_SET_STATUS,
+                       LOOP_SET_STATUS64, ename, info, info64, loop_config)
 
 
 class Fail(Exception):
@@ -55,29 +34,6 @@ class Fail(Exception):
 
 class Conf(Exception):
     """A TCONF of the LTP test: its message."""
-
-
-def ename(e):
-    return errno.errorcode.get(e, str(e))
-
-
-def info(offset=0, flags=0, name=b""):
-    buf = bytearray(INFO_SIZE)
-    struct.pack_into("=i", buf, 32, offset)
-    struct.pack_into("=I", buf, 44, flags)
-    buf[48:48 + len(name)] = name
-    return bytes(buf)
-
-
-def info64(offset=0, sizelimit=0, flags=0):
-    buf = bytearray(INFO64_SIZE)
-    struct.pack_into("=QQ", buf, 24, offset, sizelimit)
-    struct.pack_into("=I", buf, 52, flags)
-    return bytes(buf)
-
-
-def config(fd, block_size=0, flags=0, sizelimit=0):
-    return struct.pack("=iI", fd, block_size) + info64(0, sizelimit, flags) + bytes(64)
 
 
 def get_flags(fd):
@@ -209,7 +165,7 @@ def partition_table(path, parts):
 
 def configure_supported(dfd):
     """LTP's probe: LOOP_CONFIGURE with fd -1 fails with EBADF if supported."""
-    return errno_of(dfd, LOOP_CONFIGURE, config(-1)) == errno.EBADF
+    return errno_of(dfd, LOOP_CONFIGURE, loop_config(-1)) == errno.EBADF
 
 
 # ---------------------------------------------------------------- the tests
@@ -258,7 +214,7 @@ def ioctl_loop02(dev, tmp):
                 if how == "LOOP_SET_FD":
                     fcntl.ioctl(dfd, LOOP_SET_FD, ffd)
                 else:
-                    fcntl.ioctl(dfd, LOOP_CONFIGURE, config(ffd, flags=LO_FLAGS_READ_ONLY))
+                    fcntl.ioctl(dfd, LOOP_CONFIGURE, loop_config(ffd, flags=LO_FLAGS_READ_ONLY))
             finally:
                 os.close(ffd)
             assert_int(dev, "ro", 1)
@@ -401,7 +357,7 @@ def ioctl_loop06(dev, tmp):
         dfd = os.open(dev, os.O_RDWR)
         if configure:
             for bs in bad:
-                e = errno_of(dfd, LOOP_CONFIGURE, config(ffd, block_size=bs))
+                e = errno_of(dfd, LOOP_CONFIGURE, loop_config(ffd, block_size=bs))
                 if e == 0:
                     detach_by_fd(dfd)
                 want_errno("LOOP_CONFIGURE block_size %d" % bs, errno.EINVAL, e)
@@ -433,7 +389,7 @@ def ioctl_loop07(dev, tmp):
                     os.close(dfd)
                     dfd = os.open(dev, os.O_RDWR)
                     want_errno("LOOP_CONFIGURE lo_sizelimit %d" % limit, 0,
-                               errno_of(dfd, LOOP_CONFIGURE, config(ffd, sizelimit=limit)))
+                               errno_of(dfd, LOOP_CONFIGURE, loop_config(ffd, sizelimit=limit)))
                 assert_int(dev, "size", size)
                 assert_int(dev, "loop/sizelimit", limit)
                 got = struct.unpack_from("=Q", fcntl.ioctl(dfd, LOOP_GET_STATUS64,
