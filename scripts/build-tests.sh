@@ -12,5 +12,5 @@ out=${1:?usage: $0 OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 kdir=$("$RL_TOP/scripts/build-kernel.sh" test)
-rl_in_chroot make -s -C "$RL_TOP/tests" OUT="$out" \
+rl_in_chroot make -s -j"$(nproc)" -C "$RL_TOP/tests" OUT="$out" \
 	KSFT="$RL_KSRC/tools/testing/selftests" UAPI="$kdir/uapi/include"

@@ -47,14 +47,18 @@ awk_lines() {
 if want c && [ "$oracle_profile" != test ]; then
 	"$RL_TOP/scripts/build-kernel.sh" "$oracle_profile" >/dev/null
 fi
-"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null ||
-	rl_die "building rust_loop.ko failed"
-# The same module under the name loop, as make install builds it, for
-# tests/install_test.sh.
-"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test-loop" RUST_LOOP_NAME=loop >/dev/null ||
-	rl_die "building rust_loop as loop.ko failed"
-"$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" ||
-	rl_die "building the tests failed"
+# The module, the same module under the name loop (as make install builds
+# it, for tests/install_test.sh) and the C tests, side by side: from a
+# fresh clone, 11 s instead of 20.
+"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null &
+mod=$!
+"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test-loop" RUST_LOOP_NAME=loop >/dev/null &
+modloop=$!
+"$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" &
+tests=$!
+wait "$mod" || rl_die "building rust_loop.ko failed"
+wait "$modloop" || rl_die "building rust_loop as loop.ko failed"
+wait "$tests" || rl_die "building the tests failed"
 rl_log "built in $(($(date +%s) - t0)) s; booting"
 
 id=check-$(date +%Y%m%d-%H%M%S)-$$

@@ -80,7 +80,9 @@ rl_prune_kernels() {
 	local cur d
 	cur=$(rl_kernel_dir "$1")
 	for d in "$RL_CACHE/kernel/$1"-*; do
-		[ -d "$d" ] && [ "$d" != "$cur" ] && rm -rf "$d"
+		# Two builds may prune at once (make check builds its modules
+		# side by side): the second finds the tree half gone.
+		[ -d "$d" ] && [ "$d" != "$cur" ] && { rm -rf "$d" 2>/dev/null || true; }
 	done
 	return 0
 }
