@@ -138,7 +138,7 @@ crash_pair() {
 		[ "$rc" = 0 ] || break
 	done
 	rm -f "$w/disk.img"
-	echo "# time: $name crash_test $((SECONDS - start))" >>"$v/out"
+	echo "# time: $name crash_test $((SECONDS - start)) s" >>"$v/out"
 }
 
 # Number the result lines from $1 on; the totals go to the file $2.
@@ -279,16 +279,17 @@ if [ "$ran" = 0 ]; then
 	result FAIL "the suite printed test results"
 fi
 
-# Where the time went: seconds per program and driver ("# time:" lines of
-# tests/run.sh).
-echo "# seconds per program (rust_loop on the test kernel, loop.ko on the $oracle_profile kernel):"
+# Where the time went: seconds and processes (forks) per program and
+# driver ("# time:" lines of tests/run.sh).
+echo "# seconds and processes per program (rust_loop on the test kernel, loop.ko on the $oracle_profile kernel):"
 cat "$RL_CACHE/runs/$id"-*/out 2>/dev/null | tr -d '\r' | grep '^# time: ' |
-	awk '{ t[$4] += 0; v[$4, $3] = $5; tot[$3] += $5 }
+	awk '{ t[$4] += 0; v[$4, $3] = $5; f[$4, $3] = $7; tot[$3] += $5; ftot[$3] += $7 }
 		END {
-			printf "#   %-24s %10s %10s\n", "program", "rust_loop", "loop"
-			for (p in t) printf "#   %-24s %10s %10s\n", p, v[p, "rust_loop"], v[p, "loop"] | "sort"
+			fmt = "#   %-24s %10s %10s %10s %10s\n"
+			printf fmt, "program", "rust_loop", "processes", "loop", "processes"
+			for (p in t) printf fmt, p, v[p, "rust_loop"], f[p, "rust_loop"], v[p, "loop"], f[p, "loop"] | "sort"
 			close("sort")
-			printf "#   %-24s %10s %10s\n", "total", tot["rust_loop"] + 0, tot["loop"] + 0
+			printf fmt, "total", tot["rust_loop"] + 0, ftot["rust_loop"] + 0, tot["loop"] + 0, ftot["loop"] + 0
 		}'
 
 echo "1..$n"

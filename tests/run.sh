@@ -49,11 +49,13 @@ programs() {
 	# queue end closer together when the long programs go first.
 	for f in "$top"/tests/*_test.sh; do
 		[ -e "$f" ] || continue
-		echo "$(basename "$f" .sh) $f"
+		args=${f##*/}
+		echo "${args%.sh} $f"
 	done
 	for f in "$top"/tests/*_test.c; do
 		[ -e "$f" ] || continue
-		f=$(basename "$f" .c)
+		f=${f##*/}
+		f=${f%.c}
 		echo "$f $bin/$f"
 	done
 	if [ -n "${RL_QUICK:-}" ]; then
@@ -83,7 +85,10 @@ selected() {
 
 # Detach and unmount whatever a test left behind and unload the driver.
 cleanup() {
-	grep -q ' /scratch/mnt' /proc/mounts && umount -l /scratch/mnt* 2>/dev/null
+	local dev mnt rest
+	while read -r dev mnt rest; do
+		case $mnt in /scratch/mnt*) umount -l "$mnt" 2>/dev/null ;; esac
+	done </proc/mounts
 	LOOP_DRIVER=$1 drv_unload
 }
 
@@ -136,6 +141,17 @@ fi
 limit=1800
 [ -n "${RL_FULL:-}" ] && limit=14400
 
+# forks: $nforks = processes created since boot (/proc/stat), read with
+# builtins. Every fork and exec costs the debug kernel under TCG about
+# 50 ms, so a program's count of them is most of its time.
+forks() {
+	local k v
+	nforks=0
+	while read -r k v _; do
+		[ "$k" = processes ] && nforks=$v && return
+	done </proc/stat
+}
+
 for drv in $drivers; do
 	name=$(LOOP_DRIVER=$drv drv_name)
 	for d in rust c; do cleanup "$d" >/dev/null; done
@@ -146,6 +162,8 @@ for drv in $drivers; do
 		fi
 		prefix="$name: $prog: "
 		start=$SECONDS
+		forks
+		start_forks=$nforks
 		echo "# ---- $name: $prog"
 		if [ ! -x "$path" ]; then
 			echo "not ok - $prefix(program $path missing)"
@@ -172,7 +190,8 @@ for drv in $drivers; do
 			lsmod >&2
 		fi
 		# Collected into a table by scripts/check.sh.
-		echo "# time: $name $prog $((SECONDS - start))"
+		forks
+		echo "# time: $name $prog $((SECONDS - start)) s, $((nforks - start_forks)) processes"
 	done < <(programs)
 done
 
