@@ -40,14 +40,22 @@ DUR=${RACE_DUR:-$(tier 3 20 120)}
 
 # ----------------------------------------------------------------- worker
 #
-# A worker is this script run again as `race_test.sh --worker NAME ...`,
-# under timeout. It loops for DUR seconds, counts its operations in
-# $work/NAME.count, the outcomes loop.c allows in that race in
-# $work/NAME.notes, and anything else in $work/NAME.err.
+# A worker is a subshell of this script started by start(): it loops until
+# the stress's common end ($end_us, microseconds of EPOCHREALTIME), counts
+# its operations in $work/NAME.count, the outcomes loop.c allows in that
+# race in $work/NAME.notes, and anything else in $work/NAME.err, and says
+# it has ended on the fifo $work/wd, which finish() waits on.
 
 declare -A notes=()
 nops=0
 nerr=0
+
+# w_more: the stress is not over, or this worker has not begun (each
+# worker makes at least one attempt, however late it started).
+w_more() {
+	[ -n "${w_begun:-}" ] || { w_begun=1 && return 0; }
+	((${EPOCHREALTIME/./} < end_us))
+}
 
 w_err() {
 	nerr=$((nerr + 1))
@@ -62,6 +70,7 @@ w_end() {
 	for k in "${!notes[@]}"; do
 		echo "${notes[$k]}x $k"
 	done >"$work/$wname.notes"
+	echo "$wname" >&"$wd_fd"
 	exit 0
 }
 
@@ -70,7 +79,7 @@ w_find_detach() {
 	local i=$1 f dev o
 	shift
 	local files=("$@")
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		f=${files[(nops + i) % ${#files[@]}]}
 		if ! dev=$(losetup -f --show "$f" 2>&1); then
 			w_err "losetup -f --show $f: $dev"
@@ -109,7 +118,7 @@ w_attach_detach() {
 	local dev=$1 mine=$2 opts=$3 o n=0
 	shift 3
 	local files=("$@")
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		if [ "$mine" = 1 ]; then
 			o=$(losetup -d "$dev" 2>&1) || w_err "losetup -d $dev (bound by this worker): $o"
 			mine=0
@@ -125,7 +134,7 @@ w_attach_detach() {
 # (b) dd of one sector.
 w_dd() {
 	local dev=$1 o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		if ! o=$(dd if="$dev" of=/dev/null count=1 status=none 2>&1); then
 			case $o in
 			"dd: failed to open '$dev': No such device or address") w_note "open: ENXIO" ;;
@@ -140,7 +149,7 @@ w_dd() {
 # backing file's first 64 (bound) or none (unbound, size 0).
 w_open_read() {
 	local dev=$1 want=$2 fd x e
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		nops=$((nops + 1))
 		if ! { exec {fd}<"$dev"; } 2>"$work/$wname.open"; then
 			e=
@@ -165,7 +174,7 @@ w_open_read() {
 # (c) cat of loop/backing_file.
 w_cat_backing() {
 	local attr=$1 f1=$2 f2=$3 o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		nops=$((nops + 1))
 		if o=$(cat "$attr" 2>&1); then
 			case $o in
@@ -194,7 +203,7 @@ w_cat_backing() {
 w_read_backing() {
 	local attr=$1 f1=$2 f2=$3 efd line
 	exec {efd}>"$work/$wname.stderr"
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		nops=$((nops + 1))
 		v=
 		IFS= read -r v 2>&$efd <"$attr"
@@ -220,7 +229,7 @@ w_read_backing() {
 # (d) blockdev --rereadpt DEV.
 w_rereadpt() {
 	local dev=$1 o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		nops=$((nops + 1))
 		if o=$(blockdev --rereadpt "$dev" 2>&1); then
 			w_note "rereadpt: ok"
@@ -240,7 +249,7 @@ w_rereadpt() {
 # (d) partx -u DEV.
 w_partx() {
 	local dev=$1 o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		nops=$((nops + 1))
 		if o=$(partx -u "$dev" 2>&1); then
 			w_note "partx: ok"
@@ -264,7 +273,7 @@ w_partx() {
 # (e) truncate the backing file to 16 or 32 MiB, losetup -c.
 w_capacity() {
 	local dev=$1 f=$2 o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		truncate -s $((16 << (nops % 2)))M "$f" || w_err "truncate $f failed"
 		o=$(losetup -c "$dev" 2>&1) || w_err "losetup -c $dev: $o"
 		nops=$((nops + 1))
@@ -274,7 +283,7 @@ w_capacity() {
 # (e) --direct-io=on / off.
 w_dio_toggle() {
 	local dev=$1 o m
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		m=on
 		[ $((nops % 2)) = 1 ] && m=off
 		o=$(losetup --direct-io=$m "$dev" 2>&1) || w_err "losetup --direct-io=$m $dev: $o"
@@ -286,7 +295,7 @@ w_dio_toggle() {
 # changes), buffered or O_DIRECT, and compare with the backing file.
 w_read_check() {
 	local dev=$1 f=$2 mode=$3 off o
-	while [ $SECONDS -lt $end ]; do
+	while w_more; do
 		off=$(((nops * 2654435761 % 255) * 65536))
 		if [ "$mode" = direct ]; then
 			o=$({ dd if="$dev" bs=65536 skip=$((off / 65536)) count=1 iflag=direct status=none |
@@ -299,27 +308,31 @@ w_read_check() {
 	done
 }
 
-if [ "${1:-}" = --worker ]; then
-	wname=$2
-	end=$((SECONDS + DUR))
-	shift 2
-	"$@"
-	w_end
-fi
-
 # ------------------------------------------------------------------- main
 
 declare -A wpid=()
 fails=()
 
-# start NAME WORKER ARGS...: one worker in the background.
+# start NAME WORKER ARGS...: one worker in the background, until $end_us
+# (set by begin when the stress's first worker starts). A forked subshell, not this script run again: every
+# exec costs the debug kernel under TCG about 50 ms, and the workers of a
+# stress start within milliseconds of each other.
 start() {
 	local name=$1
 	shift
 	rm -f "$work/$name".{err,count,notes}
-	timeout -k 10 $((DUR + 90)) bash "$0" --worker "$name" "$@" &
+	[ ${#wpid[@]} = 0 ] && begin
+	(
+		trap - EXIT
+		wname=$name
+		"$@"
+		w_end
+	) &
 	wpid[$name]=$!
 }
+
+# begin: the stress's workers run DUR seconds from now.
+begin() { end_us=$((${EPOCHREALTIME/./} + DUR * 1000000)); }
 
 # descendants PID: PID's descendants, deepest last.
 descendants() {
@@ -330,10 +343,12 @@ descendants() {
 	done
 }
 
-# finish: wait for every worker (at most DUR + 150 s from now), then check
-# each one's exit status, errors and count. Adds to $fails.
+# finish: wait for every worker (woken by each one's end on the fifo), at
+# most 90 s past the stress's end: a worker still running then is hung;
+# its kernel stacks are shown and it is killed. Then check each one's
+# errors and count. Adds to $fails.
 finish() {
-	local name deadline=$((SECONDS + DUR + 150)) alive st p
+	local name deadline=$((SECONDS + DUR + 90)) alive st p pids line
 	while :; do
 		alive=
 		for name in "${!wpid[@]}"; do
@@ -343,12 +358,13 @@ finish() {
 		if [ $SECONDS -ge $deadline ]; then
 			for name in "${!wpid[@]}"; do
 				kill -0 "${wpid[$name]}" 2>/dev/null || continue
-				fails+=("worker $name hung (still running after $((DUR + 150)) s)")
-				for p in $(descendants "${wpid[$name]}"); do
+				fails+=("worker $name hung (still running 90 s after the stress's end)")
+				pids=$(descendants "${wpid[$name]}")
+				for p in $pids; do
 					t_diag "hung: $p $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)" \
 						"$(cat /proc/$p/stack 2>/dev/null)"
 				done
-				unset "wpid[$name]"
+				kill -9 "${wpid[$name]}" $pids 2>/dev/null
 			done
 			break
 		fi
@@ -359,18 +375,22 @@ finish() {
 		st=$?
 		case $st in
 		0) ;;
-		124 | 137) fails+=("worker $name timed out (hung for $((DUR + 90)) s)") ;;
+		137) ;; # killed as hung, reported above
 		*) fails+=("worker $name exited with status $st") ;;
 		esac
 		if [ -s "$work/$name.err" ]; then
-			fails+=("$(cat "$work/$name.err")")
+			fails+=("$(<"$work/$name.err")")
 		fi
-		if [ ! -s "$work/$name.count" ] || [ "$(<"$work/$name.count")" = 0 ]; then
-			fails+=("worker $name did no operation")
+		p=0
+		[ -r "$work/$name.count" ] && read -r p <"$work/$name.count"
+		[ "${p:-0}" = 0 ] && fails+=("worker $name did no operation")
+		t_diag "$name: $p ops"
+		if [ -r "$work/$name.notes" ]; then
+			while IFS= read -r line; do t_diag "    $line"; done <"$work/$name.notes"
 		fi
-		t_diag "$name: $(cat "$work/$name.count" 2>/dev/null) ops"
-		[ -s "$work/$name.notes" ] && t_diag "$(sed 's/^/    /' "$work/$name.notes")"
 	done
+	# The fifo holds the ends of workers already counted.
+	while read -r -t 0 -u "$wd_fd" && read -r -u "$wd_fd"; do :; done
 	wpid=()
 }
 
