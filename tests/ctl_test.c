@@ -1206,7 +1206,7 @@ CTL_TEST(unload_refused_while_control_open)
 #define STRESS_RANGE	16	/* ADD and open target 0..15 */
 #define STRESS_RM_RANGE	24	/* REMOVE also reaches what ADD(-1) made */
 /* Seconds of stress by tier (tier_count()): quick, make check, slow. */
-#define STRESS_SECONDS	tier_count(5, 25, 300)
+#define STRESS_SECONDS	tier_count(3, 25, 300)
 
 enum { S_ADD, S_ADD_ANY, S_REMOVE, S_GET_FREE, S_OPEN, S_NR };
 static const char *const s_names[S_NR] = {

@@ -37,7 +37,7 @@
  * FUZZ_THREADS=N (default 4) and FUZZ_DEVS=N (loop0..loop<N-1>, default 6)
  * how many threads and devices, FUZZ_TRACE=NAME prints every failed call
  * of one operation (a name of the histogram).
- * Tiers (tier_count()): 5 s quick, 30 s normal, 10^6 calls full; the
+ * Tiers (tier_count()): 3 s quick, 30 s normal, 10^6 calls full; the
  * 32-bit build (fuzz_test-m32, tests/Makefile) runs half as long.
  */
 #include "common.h"
@@ -864,7 +864,7 @@ TEST_F_TIMEOUT(fuzz, ioctls, 14400)
 {
 	const char *env;
 	uint64_t seed;
-	int seconds = tier_count(5, 30, 0), idx[256], n, status;
+	int seconds = tier_count(3, 30, 0), idx[256], n, status;
 	bool bound, hung = false;
 	long long start, deadline;
 	pid_t pid;

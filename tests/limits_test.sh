@@ -25,7 +25,7 @@
 work=$T_SCRATCH/limits-test
 tmp=$T_SCRATCH/mnt-limits
 dev=
-DUR=$(tier 4 20 120)
+DUR=$(tier 2 20 120)
 
 cleanup() {
 	[ -n "$dev" ] && losetup -d "$dev" 2>/dev/null

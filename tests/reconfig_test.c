@@ -30,7 +30,7 @@
  * stacked on another, whose LOOP_CLR_FD underneath them only marks it for
  * autoclear; both detach in turn once closed, and the data is in the file.
  *
- * Runs RL_QUICK 3 s, 10 s, RL_FULL 120 s per case (RECONFIG_SECONDS
+ * Runs RL_QUICK 2 s, 10 s, RL_FULL 120 s per case (RECONFIG_SECONDS
  * overrides).
  */
 #include "common.h"
@@ -49,7 +49,7 @@ static int seconds(void)
 {
 	const char *s = getenv("RECONFIG_SECONDS");
 
-	return s ? atoi(s) : tier_count(3, 10, 120);
+	return s ? atoi(s) : tier_count(2, 10, 120);
 }
 
 /* What a thread saw that it should not have: counted, the first kept. */

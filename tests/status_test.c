@@ -687,7 +687,7 @@ TEST_F(cfg, change_uevents)
  * EINVAL while it is not bound), since success would close a cycle.
  */
 #define CHANGE_FD_RACE_MAX_SECONDS 20
-#define CHANGE_FD_RACE_SECONDS tier_count(5, CHANGE_FD_RACE_MAX_SECONDS, \
+#define CHANGE_FD_RACE_SECONDS tier_count(3, CHANGE_FD_RACE_MAX_SECONDS, \
 					  CHANGE_FD_RACE_MAX_SECONDS)
 
 struct change_fd_race {

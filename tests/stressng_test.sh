@@ -38,7 +38,7 @@ if ! command -v stress-ng >/dev/null; then
 	t_done
 fi
 
-secs=${STRESSNG_SECONDS:-$(tier 4 30 300)}
+secs=${STRESSNG_SECONDS:-$(tier 3 30 300)}
 t0=$SECONDS
 stress-ng --loop 2 --timeout "${secs}s" --temp-path "$work" --metrics-brief \
 	--yaml "$work/out.yaml" >"$work/log" 2>&1
