@@ -58,7 +58,7 @@ waits_in_kernel() {
 	local i
 	for ((i = 0; i < 300; i++)); do
 		[ "$(task_state "$1")" = D ] && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	t_diag "pid $1 never waited in the kernel (state $(task_state "$1"))"
 	return 1
@@ -77,7 +77,7 @@ dies_on_sigkill() {
 			return 0
 			;;
 		esac
-		sleep 0.1
+		nap 0.1
 	done
 	t_diag "$2: still in state $st 10 s after SIGKILL:" \
 		"$(cat "/proc/$1/stack" 2>/dev/null | head -12)"
@@ -113,7 +113,7 @@ setup() {
 	# The holder is in sync_blockdev() with lo_mutex held.
 	for ((i = 0; i < 20; i++)); do
 		grep -q . "/proc/$holder/stack" 2>/dev/null && break
-		sleep 0.1
+		nap 0.1
 	done
 	return 0
 }

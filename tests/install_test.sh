@@ -88,7 +88,7 @@ unload_loop() {
 	for ((i = 0; i < 50; i++)); do
 		[ -d /sys/module/loop ] || return 0
 		modprobe -r loop 2>/dev/null && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	return 1
 }
@@ -127,7 +127,7 @@ fi
 # rust_loop.ko under test, with nothing bound), a writable module tree.
 for ((i = 0; i < 50; i++)); do
 	[ -d /sys/module/rust_loop ] || break
-	rmmod rust_loop 2>/dev/null || sleep 0.1
+	rmmod rust_loop 2>/dev/null || nap 0.1
 done
 unload_loop
 # Of the module tree, what modprobe and depmod read for loop: the index

@@ -37,12 +37,23 @@ drv_unload() {
 	done
 	for ((i = 0; i < 100; i++)); do
 		rmmod "$m" 2>/dev/null && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	return 1
 }
 
 drv_reload() { drv_unload && drv_load "$@"; }
+
+# nap SECONDS: sleep without an exec (sleep(1) is one, about 50 ms of the
+# debug kernel under TCG, more than the nap of a polling loop): a read
+# with a timeout on a pipe that this shell holds open for writing too, so
+# it never has data nor reaches its end. The pipe is opened at the first
+# nap, as $T_NAP_FD (tests/run.sh closes it before starting a program).
+nap() {
+	local x
+	[ -n "${T_NAP_FD:-}" ] || exec {T_NAP_FD}<> <(:)
+	read -r -t "$1" -u "$T_NAP_FD" x || :
+}
 
 t_ok() { echo "ok - $*"; }
 t_fail() { echo "not ok - $*"; t_failed=1; }
@@ -125,10 +136,11 @@ kmsg_clean() {
 # (within 5 s after modprobe scsi_debug); fails if none does.
 scsi_debug_disk() {
 	local disk i
-	for i in $(seq 50); do
-		disk=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* 2>/dev/null | head -1)
-		[ -n "$disk" ] && [ -b "/dev/${disk##*/}" ] && { echo "/dev/${disk##*/}"; return 0; }
-		sleep 0.1
+	for ((i = 0; i < 50; i++)); do
+		for disk in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*; do
+			[ -b "/dev/${disk##*/}" ] && { echo "/dev/${disk##*/}"; return 0; }
+		done
+		nap 0.1
 	done
 	return 1
 }

@@ -82,7 +82,7 @@ race() {
 	b=$!
 	for ((i = 0; i < (DUR + 90) * 10; i++)); do
 		alive $z || alive $b || break
-		sleep 0.1
+		nap 0.1
 	done
 	if alive $z || alive $b; then
 		t_diag "still running $((DUR + 90)) s after the start (deadlock?):" \

@@ -181,7 +181,7 @@ inflight_at_least() {
 	for ((i = 0; i < 600; i++)); do
 		read -r r w <"/sys/block/${1#/dev/}/inflight"
 		[ $((r + w)) -ge "$2" ] && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	t_diag "$1: $((r + w)) requests in flight after 60 s, want >= $2"
 	return 1
@@ -276,7 +276,7 @@ wait_gone() {
 	local i
 	for ((i = 0; i < $2 * 10; i++)); do
 		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
+		nap 0.1
 	done
 	return 1
 }
