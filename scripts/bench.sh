@@ -18,6 +18,11 @@
 #   BENCH_PROFILES  only the profiles matching this extended regex
 #   BENCH_CTL       devices of the control-plane profile (default 256)
 #   BENCH_MEM       devices of the memory profile (default 1000)
+#   BENCH_PERF      targets ("rust", "c", "rust c", also "raw" or "null")
+#                   whose fio runs are recorded by perf in the guest (built
+#                   by scripts/build-perf.sh); each recording's top symbols
+#                   are printed at the end. Under icount, samples of
+#                   cpu-clock fall every so many executed instructions.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -35,13 +40,18 @@ esac
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" >&2 ||
 	rl_die "building the test programs (loopbench) failed"
 
+if [ -n "${BENCH_PERF:-}" ]; then
+	"$RL_TOP/scripts/build-perf.sh" "$RL_TOP/build/perf" || rl_die "building perf failed"
+fi
+
 mkdir -p "$RL_TOP/build/bench"
 log=$RL_TOP/build/bench/$(date -u +%Y%m%d-%H%M%S).txt
 {
 	echo "# make bench $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$RL_TOP" describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "# BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}"
+	echo "# BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}${BENCH_PERF:+ BENCH_PERF=$BENCH_PERF}"
 } | tee "$log"
 "$RL_TOP/scripts/qemu.sh" --profile release --timeout 7200 -- \
 	"tests/bench.sh -r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/release/rust_loop.ko" \
-	"-n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -c $clock -p '${BENCH_PROFILES:-.}'" | tee -a "$log"
+	"-n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -c $clock -p '${BENCH_PROFILES:-.}'" \
+	"${BENCH_PERF:+-f '$BENCH_PERF'}" | tee -a "$log"
 rl_log "output kept in $log"

@@ -26,9 +26,14 @@
 # largest of the row's targets; a row above 1 % is flagged "!".
 #
 #   tests/bench.sh [-r ROUNDS] [-t SECONDS] [-k RUST_LOOP_KO] [-p REGEX]
-#                  [-n CTL_DEVICES] [-m MEM_DEVICES] [-c CLOCK]
+#                  [-n CTL_DEVICES] [-m MEM_DEVICES] [-c CLOCK] [-f TARGETS]
 #   -p runs only the profiles whose name matches REGEX (grep -E); -c names
-#   the clock in the header (scripts/bench.sh passes icount or wall). The
+#   the clock in the header (scripts/bench.sh passes icount or wall); -f
+#   TARGETS (e.g. "rust c") records a perf profile (cpu-clock, every 100 us
+#   of guest time, the whole guest) of those targets' fio runs and prints
+#   each profile's top symbols at the end (perf from scripts/build-perf.sh;
+#   the sampling costs instructions too, so those runs' numbers are not
+#   comparable with others). The
 #   memory profile runs in the first round only (binding 1000 devices takes
 #   long, and the numbers do not move between rounds).
 
@@ -42,7 +47,9 @@ only=.
 nctl=256
 nmem=1000
 clock=guest
-while getopts "r:t:k:p:n:m:c:" opt; do
+perf_targets=
+perf=$top/build/perf/perf
+while getopts "r:t:k:p:n:m:c:f:" opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
 	t) runtime=$OPTARG ;;
@@ -51,6 +58,7 @@ while getopts "r:t:k:p:n:m:c:" opt; do
 	n) nctl=$OPTARG ;;
 	m) nmem=$OPTARG ;;
 	c) clock=$OPTARG ;;
+	f) perf_targets=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -94,11 +102,19 @@ modprobe null_blk nr_devices=1 gb=1 bs=512 memory_backed=1 irqmode=0 ||
 dd if="$img" of=$nullb bs=1M oflag=direct status=none
 mkdir -p $mnt
 
-# fio FILE OPTIONS: prints the cost of one I/O in guest ns.
+if [ -n "$perf_targets" ]; then
+	[ -x "$perf" ] || { echo "# no $perf (scripts/build-perf.sh)" >&2; exit 1; }
+	echo "# perf: recording the fio runs of: $perf_targets (their costs include the sampling)"
+fi
+
+# fio FILE OPTIONS [PERF_DATA]: prints the cost of one I/O in guest ns;
+# with PERF_DATA, under perf record (the whole guest, 10 000 samples per
+# second of guest time).
 run_fio() {
-	local file=$1 opts=$2 json
+	local file=$1 opts=$2 json rec=()
+	[ -n "${3:-}" ] && rec=("$perf" record -q -a -e cpu-clock -F 10000 -o "$3" --)
 	# shellcheck disable=SC2086
-	json=$(fio --name=bench --filename="$file" --direct=1 --time_based \
+	json=$("${rec[@]}" fio --name=bench --filename="$file" --direct=1 --time_based \
 		--runtime="$runtime" --ramp_time=500ms --size=$((size_mb - 16))M \
 		--numjobs=1 --output-format=json $opts 2>/dev/null) || return 1
 	# fio may print warnings before the JSON document.
@@ -150,7 +166,12 @@ measure() {
 	fs) run_fs "$dev" ;;
 	ctl) "$helper" ctl "$img" "$nctl" | awk '{ print $3, $4 }' ;;
 	mem) "$helper" mem "$img" "$nmem" | awk '{ printf "%.0f %.0f\n", $3 * 1024 / $2, $4 * 1024 / $2 }' ;;
-	*) run_fio "$dev" "$kind" ;;
+	*)
+		case " $perf_targets " in
+		*" $target "*) run_fio "$dev" "$kind" "$out/perf.$name.$target.$round" ;;
+		*) run_fio "$dev" "$kind" ;;
+		esac
+		;;
 	esac
 	case $target in
 	c | rust) unload "$target" ;;
@@ -183,6 +204,15 @@ done
 
 rmmod null_blk
 rm -f "$img"
+
+# The perf profiles: each recorded run's symbols above 0.5 % of the samples.
+for f in "$out"/perf.*; do
+	[ -e "$f" ] || continue
+	echo
+	echo "# perf profile ${f#"$out"/perf.} (profile.target.round): symbols of 0.5 % of the samples or more"
+	"$perf" report -i "$f" --stdio --sort sym --percent-limit 0.5 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | sed 's/^/#   /'
+done
 
 echo
 awk '
