@@ -637,13 +637,14 @@ unsafe impl<T: DiskOps> Send for RequestWorker<T> {}
 unsafe impl<T: DiskOps> Sync for RequestWorker<T> {}
 
 impl<T: DiskOps> RequestWorker<T> {
-    /// A worker on an unbound, freezable workqueue named `name`, as
-    /// `loop.c` allocates for each device (`loop%d`).
+    /// A worker on a freezable workqueue of its own named `name`, as
+    /// `loop.c` allocates for each device (`loop%d`), but per-CPU where
+    /// `loop.c`'s is unbound (see [`OwnedQueue::new_percpu_freezable`]).
     pub(crate) fn new(name: &CStr) -> impl PinInit<Self, Error> + '_ {
         // INVARIANT: `work` is initialized with the list's callback; the
         // list is empty.
         try_pin_init!(Self {
-            wq: OwnedQueue::new_unbound_freezable(name)?,
+            wq: OwnedQueue::new_percpu_freezable(name)?,
             head: Atomic::new(0),
             // SAFETY: `slot` is valid for the work item's initialization;
             // the name and the lock class are static.
