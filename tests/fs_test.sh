@@ -69,17 +69,16 @@ run_fio() {
 	return 1
 }
 
-# fio_verify DEV JOB...: one fio run of the JOBs ("ENGINE DEPTH BS SIZE"),
-# one after the other (stonewall), each two jobs writing their own SIZE
-# region of DEV in random order with O_DIRECT, then reading it back and
-# checking every block's crc32c and offset. One fio for all of them: fio
-# links some sixty libraries and costs the debug kernel 0.65 s before it
-# does anything. Sets verified[JOB]=1 for each JOB that fio reports done
-# with no error.
+# fio_verify DEV JOB...: one fio run (run_fio) of the JOBs ("ENGINE DEPTH
+# BS SIZE"), one after the other (stonewall), each two jobs writing their
+# own SIZE region of DEV in random order with O_DIRECT, then reading it
+# back and checking every block's crc32c and offset. One fio for all of
+# them: fio links some sixty libraries and costs the debug kernel 0.65 s
+# before it does anything. Sets verified[JOB]=1 for each JOB that fio
+# reports done with no error.
 declare -A verified
 fio_verify() {
-	local dev=$1 job args=() line err engine depth bs size t0=$SECONDS
-	local log=$work/fio.log
+	local dev=$1 job args=() line err engine depth bs size
 	shift
 	verified=()
 	for job in "$@"; do
@@ -88,12 +87,9 @@ fio_verify() {
 			--ioengine="$engine" --iodepth="$depth" --bs="$bs"
 			--size="$size" --offset_increment="$size")
 	done
-	# No verify state files: fio would leave them in the current
-	# directory, the project's.
-	fio --verify_state_save=0 --filename="$dev" --direct=1 --rw=randwrite \
-		--numjobs=2 --verify=crc32c --verify_fatal=1 --do_verify=1 \
-		--group_reporting "${args[@]}" >"$log" 2>&1
-	t_diag "fio, $# verify jobs: $((SECONDS - t0)) s"
+	run_fio "$# O_DIRECT verify jobs" --filename="$dev" --direct=1 \
+		--rw=randwrite --numjobs=2 --verify=crc32c --verify_fatal=1 \
+		--do_verify=1 --group_reporting "${args[@]}"
 	for job in "$@"; do
 		read -r engine depth bs size <<<"$job"
 		err=none
@@ -105,11 +101,11 @@ fio_verify() {
 				err=${err// /}
 				;;
 			esac
-		done <"$log"
+		done <"$work/fio.log"
 		if [ "$err" = 0 ]; then
 			verified[$job]=1
 		else
-			t_diag "fio $engine-qd$depth-bs$bs: err=$err; fio's output:" "$(tail -40 "$log")"
+			t_diag "fio $engine-qd$depth-bs$bs: err=$err"
 		fi
 	done
 }

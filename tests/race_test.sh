@@ -314,9 +314,10 @@ declare -A wpid=()
 fails=()
 
 # start NAME WORKER ARGS...: one worker in the background, until $end_us
-# (set by begin when the stress's first worker starts). A forked subshell, not this script run again: every
-# exec costs the debug kernel under TCG about 50 ms, and the workers of a
-# stress start within milliseconds of each other.
+# (set by begin when the stress's first worker starts). A forked subshell,
+# not this script run again: every exec costs the debug kernel under TCG
+# about 50 ms, and the workers of a stress start within milliseconds of
+# each other.
 start() {
 	local name=$1
 	shift
