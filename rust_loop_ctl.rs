@@ -149,16 +149,12 @@ impl Registry {
     pub(crate) fn get_free(&self) -> Result<u32> {
         {
             let _ctl = self.ctl_mutex.lock_killable()?;
-            let mut next = 0;
-            while let Some((index, dev)) = self.devices.find(next, true) {
-                // A race here only makes a new device, as in loop.c.
-                if dev.state() == LoState::Unbound {
-                    return Ok(index);
-                }
-                match index.checked_add(1) {
-                    Some(n) => next = n,
-                    None => break,
-                }
+            // A race here only makes a new device, as in loop.c.
+            if let Some(index) = self
+                .devices
+                .find_marked_where(|dev| dev.state() == LoState::Unbound)
+            {
+                return Ok(index);
             }
         }
         self.add(-1)

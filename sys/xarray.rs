@@ -193,6 +193,29 @@ impl<T: Send + Sync + 'static> AllocXArray<T> {
         // SAFETY: as in `get`.
         (!p.is_null()).then(|| (index as u32, unsafe { Arc::<T>::borrow(p) }.into()))
     }
+
+    /// The index of the first marked entry, in index order, for which
+    /// `pred` holds: one walk under the XArray's lock, with the entries
+    /// borrowed, not cloned (`LOOP_CTL_GET_FREE`'s `idr_for_each_entry()`).
+    /// `pred` runs with the spinlock held, so it must not sleep.
+    pub(crate) fn find_marked_where(&self, mut pred: impl FnMut(&T) -> bool) -> Option<u32> {
+        let mut index = 0usize;
+        let _lock = XaLock::new(self.raw());
+        // SAFETY: the lock is held; `xa_find` only reads.
+        let mut p = unsafe { bindings::xa_find(self.raw(), &mut index, u32::MAX as usize, MARK) };
+        while !p.is_null() {
+            // SAFETY: a filled entry came from `into_foreign` and stays in
+            // the array while the lock is held; the borrow ends within
+            // this iteration.
+            let entry = unsafe { Arc::<T>::borrow(p) };
+            if pred(&entry) {
+                return Some(index as u32);
+            }
+            // SAFETY: as above; `xa_find_after` continues after `index`.
+            p = unsafe { bindings::xa_find_after(self.raw(), &mut index, u32::MAX as usize, MARK) };
+        }
+        None
+    }
 }
 
 #[pinned_drop]
