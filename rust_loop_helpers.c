@@ -182,6 +182,16 @@ struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
 	return NULL;
 }
 
+/* queue_on_root_worker(): the root block cgroup, or none. */
+bool rust_loop_blkcg_css_is_root(struct cgroup_subsys_state *css)
+{
+#ifdef CONFIG_BLK_CGROUP
+	return !css || css == blkcg_root_css;
+#else
+	return !css;
+#endif
+}
+
 struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css)
 {
 #if defined(CONFIG_BLK_CGROUP) && defined(CONFIG_MEMCG)

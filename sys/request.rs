@@ -228,6 +228,17 @@ impl<T: DiskOps> Request<T> {
         self.cmd_flags() & helpers::REQ_FUA != 0
     }
 
+    /// Whether the request comes from the root block cgroup, or from
+    /// none: `loop.c` runs such requests in one worker, in order, and gives
+    /// each other cgroup a worker of its own (`queue_on_root_worker()`).
+    pub(crate) fn in_root_cgroup(&self) -> bool {
+        // SAFETY: an owned request: its bio and the bio's blkcg are alive
+        // (`rust_loop_rq_blkcg_css` returns NULL without them).
+        unsafe {
+            helpers::rust_loop_blkcg_css_is_root(helpers::rust_loop_rq_blkcg_css(self.raw().cast()))
+        }
+    }
+
     /// `REQ_NOUNMAP` is set.
     pub(crate) fn nounmap(&self) -> bool {
         self.cmd_flags() & helpers::REQ_NOUNMAP != 0
