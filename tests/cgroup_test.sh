@@ -16,8 +16,18 @@
 #    file; the backing file's new page cache, at least 12 of the 16 MiB
 #    right after the write, is charged to the test cgroup's memory.stat
 #    "file".
+#  - isolation, both ways: a buffered loop device over a file in an ext4
+#    that is then frozen; a write through it from the root cgroup (then
+#    from the test cgroup) waits in the backing file system for the thaw,
+#    and a read through the same device from the test cgroup (then from
+#    the root cgroup) completes meanwhile. loop.c runs each cgroup's
+#    requests on a worker of its own; rust_loop runs the root cgroup's
+#    buffered requests in order on the device's list and every other
+#    cgroup's in a work item each. A driver that ran them all on one list
+#    would keep the read behind the write. After the thaw the write
+#    completes and its data is in the backing file.
 #
-# Both need cgroup v2 with the io and memory controllers
+# All need cgroup v2 with the io and memory controllers
 # (configs/base.config); without them the cases are skipped.
 
 . "$(dirname "$0")/lib.sh"
@@ -27,8 +37,16 @@ cg=/sys/fs/cgroup
 grp=$cg/rl_loop_test
 dev=
 
+mnt=$work/mnt
+frozen=
+low=
+
 cleanup() {
+	[ -n "$frozen" ] && fsfreeze -u "$frozen"
+	wait
 	[ -n "$dev" ] && losetup -d "$dev" 2>/dev/null
+	mountpoint -q "$mnt" && umount "$mnt"
+	[ -n "$low" ] && losetup -d "$low" 2>/dev/null
 	rmdir "$grp" 2>/dev/null
 	rm -rf "$work"
 }
@@ -110,11 +128,80 @@ memcg_case() {
 	rm -f "$img"
 }
 
+# task_state PID: the state letter of /proc/PID/stat, or "gone".
+task_state() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo gone; return; }
+	st=${st##*) }
+	echo "${st%% *}"
+}
+
+# as WHO CMD... &: becomes CMD, in the root cgroup (WHO=root) or the test
+# cgroup, so that $! is CMD's pid. Only in the background: it execs.
+as() {
+	local who=$1
+	shift
+	[ "$who" = root ] ||
+		set -- bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cgroup "$grp" "$@"
+	exec "$@"
+}
+
+# isolation_case WRITER READER: WRITER's write through a buffered loop
+# device waits for a frozen backing file system; READER's read through
+# the same device completes meanwhile (root/test cgroup, see the top).
+isolation_case() {
+	local writer=$1 reader=$2 wpid rpid i st done_before_thaw=0 rc=0
+	truncate -s 64M "$work/lower.img" || return 1
+	low=$(losetup -f --show --direct-io=on "$work/lower.img") || return 1
+	mkdir -p "$mnt"
+	mkfs.ext4 -q -F "$low" && mount "$low" "$mnt" || { t_diag "mkfs/mount $low failed"; return 1; }
+	head -c 8M /dev/urandom >"$mnt/store.img" && sync || return 1
+	dev=$(losetup -f --show --direct-io=off "$mnt/store.img") || return 1
+	fsfreeze -f "$mnt" || { t_diag "fsfreeze -f $mnt failed"; return 1; }
+	frozen=$mnt
+	# O_DIRECT on the loop device: each request reaches the driver at once.
+	as "$writer" dd if=/dev/zero of="$dev" bs=4k count=1 seek=16 oflag=direct status=none &
+	wpid=$!
+	for ((i = 0; i < 300; i++)); do
+		[ "$(task_state "$wpid")" = D ] && break
+		nap 0.1
+	done
+	if [ "$(task_state "$wpid")" != D ]; then
+		t_diag "the $writer write through $dev did not wait for the frozen $mnt (state $(task_state "$wpid"))"
+		rc=1
+	fi
+	as "$reader" dd if="$dev" of=/dev/null bs=4k count=1 skip=1024 iflag=direct status=none &
+	rpid=$!
+	for ((i = 0; i < 300; i++)); do
+		st=$(task_state "$rpid")
+		[ "$st" = gone ] || [ "$st" = Z ] && { done_before_thaw=1; break; }
+		nap 0.1
+	done
+	if [ "$done_before_thaw" != 1 ]; then
+		t_diag "the $reader read through $dev waited behind the $writer write for 30 s:" \
+			"$(cat "/proc/$rpid/stack" 2>/dev/null | head -8)"
+		rc=1
+	fi
+	fsfreeze -u "$mnt" && frozen=
+	wait "$rpid" || { t_diag "the $reader read failed"; rc=1; }
+	wait "$wpid" || { t_diag "the $writer write failed after the thaw"; rc=1; }
+	losetup -d "$dev" && dev=
+	cmp -s -n 4096 -i 65536 "$mnt/store.img" /dev/zero ||
+		{ t_diag "the $writer write is not in the backing file"; rc=1; }
+	umount "$mnt" && losetup -d "$low" && low=
+	rm -f "$work/lower.img"
+	return $rc
+}
+
 if ! cgroup_setup; then
 	t_skip "I/O through a direct loop device is charged to the writer's blkcg on the backing disk" "no cgroup v2 io and memory controllers"
 	t_skip "page cache of a buffered loop device's backing file is charged to the writer's memcg" "no cgroup v2 io and memory controllers"
+	t_skip "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
+	t_skip "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
 	t_done
 fi
 t_check "I/O through a direct loop device is charged to the writer's blkcg on the backing disk (io.stat)" blkcg_case
 t_check "page cache of a buffered loop device's backing file is charged to the writer's memcg (memory.stat)" memcg_case
+t_check "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" isolation_case root cgroup
+t_check "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" isolation_case cgroup root
 t_done
