@@ -146,21 +146,37 @@ as() {
 	exec "$@"
 }
 
-# isolation_case WRITER READER: WRITER's write through a buffered loop
-# device waits for a frozen backing file system; READER's read through
-# the same device completes meanwhile (root/test cgroup, see the top).
-isolation_case() {
-	local writer=$1 reader=$2 wpid rpid i st done_before_thaw=0 rc=0
+# iso_setup: a buffered loop device ($dev) over a file of random data in
+# an ext4 ($mnt) on a direct loop device ($low), made once for both
+# isolation cases.
+iso_setup() {
+	[ -n "$dev" ] && return 0
 	truncate -s 64M "$work/lower.img" || return 1
 	low=$(losetup -f --show --direct-io=on "$work/lower.img") || return 1
 	mkdir -p "$mnt"
 	mkfs.ext4 -q -F "$low" && mount "$low" "$mnt" || { t_diag "mkfs/mount $low failed"; return 1; }
 	head -c 8M /dev/urandom >"$mnt/store.img" && sync || return 1
-	dev=$(losetup -f --show --direct-io=off "$mnt/store.img") || return 1
+	dev=$(losetup -f --show --direct-io=off "$mnt/store.img")
+}
+
+iso_teardown() {
+	[ -n "$dev" ] && losetup -d "$dev" && dev=
+	mountpoint -q "$mnt" && umount "$mnt"
+	[ -n "$low" ] && losetup -d "$low" && low=
+	rm -f "$work/lower.img"
+}
+
+# isolation_case WRITER READER SEEK: WRITER's write of a zero 4 KiB block
+# at block SEEK through $dev waits for the frozen backing file system;
+# READER's read through $dev completes meanwhile (root/test cgroup, see
+# the top); after the thaw the block is in the backing file.
+isolation_case() {
+	local writer=$1 reader=$2 seek=$3 wpid rpid i st done_before_thaw=0 rc=0
+	iso_setup || return 1
 	fsfreeze -f "$mnt" || { t_diag "fsfreeze -f $mnt failed"; return 1; }
 	frozen=$mnt
 	# O_DIRECT on the loop device: each request reaches the driver at once.
-	as "$writer" dd if=/dev/zero of="$dev" bs=4k count=1 seek=16 oflag=direct status=none &
+	as "$writer" dd if=/dev/zero of="$dev" bs=4k count=1 seek="$seek" oflag=direct status=none &
 	wpid=$!
 	for ((i = 0; i < 300; i++)); do
 		[ "$(task_state "$wpid")" = D ] && break
@@ -185,11 +201,8 @@ isolation_case() {
 	fsfreeze -u "$mnt" && frozen=
 	wait "$rpid" || { t_diag "the $reader read failed"; rc=1; }
 	wait "$wpid" || { t_diag "the $writer write failed after the thaw"; rc=1; }
-	losetup -d "$dev" && dev=
-	cmp -s -n 4096 -i 65536 "$mnt/store.img" /dev/zero ||
+	cmp -s -n 4096 -i $((seek * 4096)) "$mnt/store.img" /dev/zero ||
 		{ t_diag "the $writer write is not in the backing file"; rc=1; }
-	umount "$mnt" && losetup -d "$low" && low=
-	rm -f "$work/lower.img"
 	return $rc
 }
 
@@ -202,6 +215,7 @@ if ! cgroup_setup; then
 fi
 t_check "I/O through a direct loop device is charged to the writer's blkcg on the backing disk (io.stat)" blkcg_case
 t_check "page cache of a buffered loop device's backing file is charged to the writer's memcg (memory.stat)" memcg_case
-t_check "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" isolation_case root cgroup
-t_check "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" isolation_case cgroup root
+t_check "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" isolation_case root cgroup 16
+t_check "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" isolation_case cgroup root 32
+iso_teardown
 t_done
