@@ -182,9 +182,11 @@ struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
 	return NULL;
 }
 
-/* queue_on_root_worker(): the root block cgroup, or none. */
-bool rust_loop_blkcg_css_is_root(struct cgroup_subsys_state *css)
+/* queue_on_root_worker() of the request's css: the root blkcg, or none. */
+bool rust_loop_rq_in_root_blkcg(struct request *rq)
 {
+	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
+
 #ifdef CONFIG_BLK_CGROUP
 	return !css || css == blkcg_root_css;
 #else

@@ -174,7 +174,7 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
     let in_order = matches!(rq.op(), Op::Read | Op::Write)
-        && (rq.in_root_cgroup() || rq.io().is_some_and(|io| io.direct));
+        && (rq.io().is_some_and(|io| io.direct) || rq.in_root_cgroup());
     if in_order {
         lo.worker().defer_in_order(rq);
     } else {

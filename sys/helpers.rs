@@ -161,8 +161,9 @@ extern "C" {
     pub(crate) fn rust_loop_memalloc_noio_restore(flags: c_uint);
     /// `bio_blkcg_css(rq->bio)`, or NULL without a bio or blkcg.
     pub(crate) fn rust_loop_rq_blkcg_css(rq: *mut c_void) -> *mut c_void;
-    /// `queue_on_root_worker(css)`: `css` is NULL or the root blkcg's.
-    pub(crate) fn rust_loop_blkcg_css_is_root(css: *mut c_void) -> bool;
+    /// `queue_on_root_worker()` of `rust_loop_rq_blkcg_css(rq)`: NULL or
+    /// the root blkcg's.
+    pub(crate) fn rust_loop_rq_in_root_blkcg(rq: *mut c_void) -> bool;
     /// A reference on the memory cgroup css of `blkcg_css`'s cgroup
     /// (`cgroup_get_e_css()`), or NULL.
     pub(crate) fn rust_loop_get_memcg_css(blkcg_css: *mut c_void) -> *mut c_void;

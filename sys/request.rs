@@ -233,10 +233,8 @@ impl<T: DiskOps> Request<T> {
     /// each other cgroup a worker of its own (`queue_on_root_worker()`).
     pub(crate) fn in_root_cgroup(&self) -> bool {
         // SAFETY: an owned request: its bio and the bio's blkcg are alive
-        // (`rust_loop_rq_blkcg_css` returns NULL without them).
-        unsafe {
-            helpers::rust_loop_blkcg_css_is_root(helpers::rust_loop_rq_blkcg_css(self.raw().cast()))
-        }
+        // (the helper reads no blkcg without them).
+        unsafe { helpers::rust_loop_rq_in_root_blkcg(self.raw().cast()) }
     }
 
     /// `REQ_NOUNMAP` is set.
