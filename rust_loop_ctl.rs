@@ -162,7 +162,7 @@ impl Registry {
 
     /// Removes every device, at module unload (nothing can open one then).
     pub(crate) fn remove_all(&self) {
-        while let Some((index, dev)) = self.devices.find(0, false) {
+        while let Some((index, dev)) = self.devices.first() {
             dev.disk.remove();
             drop(dev);
             self.forget(index);

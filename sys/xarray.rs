@@ -177,19 +177,20 @@ impl<T: Send + Sync + 'static> AllocXArray<T> {
         unsafe { bindings::xa_get_mark(self.raw(), index as usize, MARK) }
     }
 
-    /// The first filled entry at `start` or above, marked if `marked_only`,
-    /// with its index.
-    pub(crate) fn find(&self, start: u32, marked_only: bool) -> Option<(u32, Arc<T>)> {
-        let filter = if marked_only {
-            MARK
-        } else {
-            bindings::XA_PRESENT
-        };
-        let mut index = start as usize;
+    /// The filled entry of the lowest index, with its index.
+    pub(crate) fn first(&self) -> Option<(u32, Arc<T>)> {
+        let mut index = 0;
         let _lock = XaLock::new(self.raw());
         // SAFETY: the lock is held; `xa_find` only reads, and skips
         // reserved (zero) slots.
-        let p = unsafe { bindings::xa_find(self.raw(), &mut index, u32::MAX as usize, filter) };
+        let p = unsafe {
+            bindings::xa_find(
+                self.raw(),
+                &mut index,
+                u32::MAX as usize,
+                bindings::XA_PRESENT,
+            )
+        };
         // SAFETY: as in `get`.
         (!p.is_null()).then(|| (index as u32, unsafe { Arc::<T>::borrow(p) }.into()))
     }
@@ -221,7 +222,7 @@ impl<T: Send + Sync + 'static> AllocXArray<T> {
 #[pinned_drop]
 impl<T: Send + Sync + 'static> PinnedDrop for AllocXArray<T> {
     fn drop(self: Pin<&mut Self>) {
-        while let Some((index, _)) = self.find(0, false) {
+        while let Some((index, _)) = self.first() {
             drop(self.release(index));
         }
         // SAFETY: the array is valid and no longer used; `xa_destroy`
