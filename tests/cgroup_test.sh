@@ -128,14 +128,6 @@ memcg_case() {
 	rm -f "$img"
 }
 
-# task_state PID: the state letter of /proc/PID/stat, or "gone".
-task_state() {
-	local st
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo gone; return; }
-	st=${st##*) }
-	echo "${st%% *}"
-}
-
 # as WHO CMD... &: becomes CMD, in the root cgroup (WHO=root) or the test
 # cgroup, so that $! is CMD's pid. Only in the background: it execs.
 as() {
@@ -178,14 +170,8 @@ isolation_case() {
 	# O_DIRECT on the loop device: each request reaches the driver at once.
 	as "$writer" dd if=/dev/zero of="$dev" bs=4k count=1 seek="$seek" oflag=direct status=none &
 	wpid=$!
-	for ((i = 0; i < 300; i++)); do
-		[ "$(task_state "$wpid")" = D ] && break
-		nap 0.1
-	done
-	if [ "$(task_state "$wpid")" != D ]; then
-		t_diag "the $writer write through $dev did not wait for the frozen $mnt (state $(task_state "$wpid"))"
-		rc=1
-	fi
+	waits_in_kernel "$wpid" ||
+		{ t_diag "the $writer write through $dev did not wait for the frozen $mnt"; rc=1; }
 	as "$reader" dd if="$dev" of=/dev/null bs=4k count=1 skip=1024 iflag=direct status=none &
 	rpid=$!
 	for ((i = 0; i < 300; i++)); do

@@ -44,26 +44,6 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work" "$mnt"
 
-# task_state PID: the state letter of /proc/PID/stat, or "gone".
-task_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo gone; return; }
-	s=${s##*) }
-	echo "${s%% *}"
-}
-
-# waits_in_kernel PID: within 30 s, PID sleeps uninterruptibly (D: a
-# killable mutex wait shows as D too).
-waits_in_kernel() {
-	local i
-	for ((i = 0; i < 300; i++)); do
-		[ "$(task_state "$1")" = D ] && return 0
-		nap 0.1
-	done
-	t_diag "pid $1 never waited in the kernel (state $(task_state "$1"))"
-	return 1
-}
-
 # dies_on_sigkill PID WHAT: SIGKILL ends PID within 10 s (dead: gone or a
 # zombie), while the store is still frozen.
 dies_on_sigkill() {

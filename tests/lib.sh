@@ -75,6 +75,26 @@ t_diag() {
 	done
 }
 
+# task_state PID: the state letter of /proc/PID/stat, or "gone".
+task_state() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo gone; return; }
+	s=${s##*) }
+	echo "${s%% *}"
+}
+
+# waits_in_kernel PID: within 30 s, PID sleeps uninterruptibly (D: a
+# killable mutex wait shows as D too).
+waits_in_kernel() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(task_state "$1")" = D ] && return 0
+		nap 0.1
+	done
+	t_diag "pid $1 never waited in the kernel (state $(task_state "$1"))"
+	return 1
+}
+
 # tier QUICK NORMAL FULL: the value for the test tier (README.md): QUICK
 # with RL_QUICK set (make check QUICK=1), FULL with RL_FULL set (make check
 # FULL=1), NORMAL otherwise; tests/common.h's tier_count().
