@@ -32,7 +32,7 @@ use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
 };
-use rust_loop_ctl::Registry;
+use rust_loop_ctl::{FreeHint, Registry};
 use sys::{blkdev::BlkdevMajor, misc::FixedMinorMisc};
 
 /// `LOOP_MAJOR`.
@@ -132,6 +132,10 @@ pub(crate) struct Shared {
     pub(crate) nr_hw_queues: u32,
     /// `/sys/kernel/debug/rust_loop/`.
     pub(crate) debugfs: Dir,
+    /// Where `LOOP_CTL_GET_FREE` starts looking: lowered by every device
+    /// that becomes free.
+    #[pin]
+    pub(crate) free: FreeHint,
 }
 
 /// Checks the module parameters as `loop_init()` does and creates the
@@ -175,6 +179,7 @@ fn registry_from_params() -> Result<Arc<Registry>> {
             queue_depth: queue_depth as u32,
             nr_hw_queues,
             debugfs: Dir::new(c"rust_loop"),
+            free <- FreeHint::new(),
         }),
         GFP_KERNEL,
     )?;

@@ -392,7 +392,7 @@ impl LoopDevice {
             if self.shared.part_shift == 0 {
                 disk.set_suppress_part_scan(true);
             }
-            lo.unbind();
+            lo.unbind(&self.shared.free, self.number);
         }
         // fput() outside lo_mutex: it may take another disk's open_mutex.
         drop(detached.file);

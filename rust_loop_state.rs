@@ -32,6 +32,7 @@
 //! sequence that runs partly without `lo_mutex`, as `__loop_clr_fd()` does.
 
 use crate::{
+    rust_loop_ctl::FreeHint,
     rust_loop_dev::LoopDevice,
     rust_loop_io::Io,
     sys::{
@@ -363,12 +364,14 @@ impl Locked<'_> {
         }
     }
 
-    /// `Rundown` to `Unbound`, at the end of the detach: clears the flags.
-    pub(crate) fn unbind(&mut self) {
+    /// `Rundown` to `Unbound`, at the end of the detach: clears the flags,
+    /// and the device `index` is free for `LOOP_CTL_GET_FREE` again.
+    pub(crate) fn unbind(&mut self, free: &FreeHint, index: u32) {
         self.cfg.flags = 0;
         // INVARIANT: the configuration changed.
         self.stale = true;
         self.move_to(LoState::Rundown, LoState::Unbound);
+        free.lower(index);
     }
 }
 

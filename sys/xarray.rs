@@ -195,12 +195,17 @@ impl<T: Send + Sync + 'static> AllocXArray<T> {
         (!p.is_null()).then(|| (index as u32, unsafe { Arc::<T>::borrow(p) }.into()))
     }
 
-    /// The index of the first marked entry, in index order, for which
-    /// `pred` holds: one walk under the XArray's lock, with the entries
-    /// borrowed, not cloned (`LOOP_CTL_GET_FREE`'s `idr_for_each_entry()`).
-    /// `pred` runs with the spinlock held, so it must not sleep.
-    pub(crate) fn find_marked_where(&self, mut pred: impl FnMut(&T) -> bool) -> Option<u32> {
-        let mut index = 0usize;
+    /// The index of the first marked entry from `start` on, in index
+    /// order, for which `pred` holds: one walk under the XArray's lock,
+    /// with the entries borrowed, not cloned (`LOOP_CTL_GET_FREE`'s
+    /// `idr_for_each_entry()`). `pred` runs with the spinlock held, so it
+    /// must not sleep.
+    pub(crate) fn find_marked_where(
+        &self,
+        start: u32,
+        mut pred: impl FnMut(&T) -> bool,
+    ) -> Option<u32> {
+        let mut index = start as usize;
         let _lock = XaLock::new(self.raw());
         // SAFETY: the lock is held; `xa_find` only reads.
         let mut p = unsafe { bindings::xa_find(self.raw(), &mut index, u32::MAX as usize, MARK) };
