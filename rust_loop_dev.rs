@@ -113,6 +113,7 @@ impl LoopDevice {
     }
 
     /// `lo_state`, read without `lo_mutex`.
+    #[inline]
     pub(crate) fn state(&self) -> LoState {
         self.st.state()
     }

@@ -172,26 +172,31 @@ int rust_loop_mutex_lock_killable(struct mutex *lock)
  * The cgroups of a deferred request (loop_queue_rq() and loop_handle_cmd()
  * of loop.c): the blkcg of its first bio, and a reference on the memory
  * cgroup css of the same cgroup, under which the worker does its I/O.
+ *
+ * NULL for the root cgroup, where loop.c takes the root's css and a
+ * reference on the root memcg: the worker is a kthread of the root cgroup
+ * (per-CPU kworkers cannot be moved), so its I/O and its allocations go
+ * to the root as they are, and associating it with the root changes
+ * nothing but costs a reference and four calls per request.
  */
 struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
 {
 #ifdef CONFIG_BLK_CGROUP
-	if (rq->bio)
-		return bio_blkcg_css(rq->bio);
-#endif
+	struct cgroup_subsys_state *css;
+
+	if (!rq->bio)
+		return NULL;
+	css = bio_blkcg_css(rq->bio);
+	return css == blkcg_root_css ? NULL : css;
+#else
 	return NULL;
+#endif
 }
 
 /* queue_on_root_worker() of the request's css: the root blkcg, or none. */
 bool rust_loop_rq_in_root_blkcg(struct request *rq)
 {
-	struct cgroup_subsys_state *css = rust_loop_rq_blkcg_css(rq);
-
-#ifdef CONFIG_BLK_CGROUP
-	return !css || css == blkcg_root_css;
-#else
-	return !css;
-#endif
+	return !rust_loop_rq_blkcg_css(rq);
 }
 
 struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css)

@@ -68,6 +68,7 @@ pub(crate) enum LoState {
 }
 
 impl LoState {
+    #[inline]
     fn from_i32(v: i32) -> Self {
         match v {
             1 => LoState::Bound,
@@ -168,6 +169,7 @@ impl DevState {
 
     /// `lo_state`, without `lo_mutex` (as the request path and
     /// `LOOP_CTL_GET_FREE` read it).
+    #[inline]
     pub(crate) fn state(&self) -> LoState {
         LoState::from_i32(self.state.load(Acquire))
     }

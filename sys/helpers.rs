@@ -159,10 +159,10 @@ extern "C" {
     pub(crate) fn rust_loop_memalloc_noio_save() -> c_uint;
     /// `memalloc_noio_restore(flags)`.
     pub(crate) fn rust_loop_memalloc_noio_restore(flags: c_uint);
-    /// `bio_blkcg_css(rq->bio)`, or NULL without a bio or blkcg.
+    /// `bio_blkcg_css(rq->bio)`, or NULL without a bio or blkcg, or for
+    /// the root blkcg (the worker's own).
     pub(crate) fn rust_loop_rq_blkcg_css(rq: *mut c_void) -> *mut c_void;
-    /// `queue_on_root_worker()` of `rust_loop_rq_blkcg_css(rq)`: NULL or
-    /// the root blkcg's.
+    /// `queue_on_root_worker()`: `rust_loop_rq_blkcg_css(rq)` is NULL.
     pub(crate) fn rust_loop_rq_in_root_blkcg(rq: *mut c_void) -> bool;
     /// A reference on the memory cgroup css of `blkcg_css`'s cgroup
     /// (`cgroup_get_e_css()`), or NULL.

@@ -896,7 +896,9 @@ pub(super) const fn pdu_size<T: DiskOps>() -> usize {
 ///
 /// `blkcg` is NULL or the blkcg css of the first bio of the request whose
 /// PDU holds this value (valid while the request is owned); `memcg` is
-/// NULL or a css on which this value holds a reference.
+/// NULL or a css on which this value holds a reference. Both are NULL for
+/// a request of the root cgroup: the worker, a kthread of the root cgroup,
+/// does its I/O in the root's name as it is.
 struct Charge {
     blkcg: *mut c_void,
     memcg: *mut c_void,
@@ -909,7 +911,8 @@ impl Charge {
         memcg: ptr::null_mut(),
     };
 
-    /// The cgroups of `rq`, with a reference on the memory cgroup.
+    /// The cgroups of `rq`, with a reference on the memory cgroup; none
+    /// for the root cgroup.
     ///
     /// # Safety
     ///
