@@ -193,12 +193,6 @@ struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
 #endif
 }
 
-/* queue_on_root_worker() of the request's css: the root blkcg, or none. */
-bool rust_loop_rq_in_root_blkcg(struct request *rq)
-{
-	return !rust_loop_rq_blkcg_css(rq);
-}
-
 struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css)
 {
 #if defined(CONFIG_BLK_CGROUP) && defined(CONFIG_MEMCG)

@@ -173,13 +173,9 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::Discard => stats.discards.add(1, Relaxed),
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
-    let in_order = matches!(rq.op(), Op::Read | Op::Write)
-        && (rq.io().is_some_and(|io| io.direct) || rq.in_root_cgroup());
-    if in_order {
-        lo.worker().defer_in_order(rq);
-    } else {
-        lo.worker().defer(rq);
-    }
+    lo.worker().queue(rq, |rq, root| {
+        matches!(rq.op(), Op::Read | Op::Write) && (root || rq.io().is_some_and(|io| io.direct))
+    });
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).

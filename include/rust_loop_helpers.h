@@ -113,7 +113,6 @@ void rust_loop_kiocb_end_write(struct kiocb *iocb);
 unsigned int rust_loop_memalloc_noio_save(void);
 void rust_loop_memalloc_noio_restore(unsigned int flags);
 struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq);
-bool rust_loop_rq_in_root_blkcg(struct request *rq);
 struct cgroup_subsys_state *rust_loop_get_memcg_css(struct cgroup_subsys_state *blkcg_css);
 void rust_loop_css_put(struct cgroup_subsys_state *css);
 void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css);

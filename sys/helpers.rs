@@ -162,8 +162,6 @@ extern "C" {
     /// `bio_blkcg_css(rq->bio)`, or NULL without a bio or blkcg, or for
     /// the root blkcg (the worker's own).
     pub(crate) fn rust_loop_rq_blkcg_css(rq: *mut c_void) -> *mut c_void;
-    /// `queue_on_root_worker()`: `rust_loop_rq_blkcg_css(rq)` is NULL.
-    pub(crate) fn rust_loop_rq_in_root_blkcg(rq: *mut c_void) -> bool;
     /// A reference on the memory cgroup css of `blkcg_css`'s cgroup
     /// (`cgroup_get_e_css()`), or NULL.
     pub(crate) fn rust_loop_get_memcg_css(blkcg_css: *mut c_void) -> *mut c_void;

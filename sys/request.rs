@@ -119,7 +119,7 @@ struct Pdu<T: DiskOps> {
     flags: Atomic<u32>,
     /// The bio_vec descriptors of a multi-bio request, while in flight.
     bvecs: UnsafeCell<KVec<bindings::bio_vec>>,
-    /// The cgroups of a deferred request, from [`RequestWorker::defer`]
+    /// The cgroups of a deferred request, from [`RequestWorker::queue`]
     /// to the worker, which takes them ([`Charge`]).
     charge: UnsafeCell<Charge>,
     /// The next request of a [`RequestWorker`]'s list (the address of its
@@ -228,15 +228,6 @@ impl<T: DiskOps> Request<T> {
         self.cmd_flags() & helpers::REQ_FUA != 0
     }
 
-    /// Whether the request comes from the root block cgroup, or from
-    /// none: `loop.c` runs such requests in one worker, in order, and gives
-    /// each other cgroup a worker of its own (`queue_on_root_worker()`).
-    pub(crate) fn in_root_cgroup(&self) -> bool {
-        // SAFETY: an owned request: its bio and the bio's blkcg are alive
-        // (the helper reads no blkcg without them).
-        unsafe { helpers::rust_loop_rq_in_root_blkcg(self.raw().cast()) }
-    }
-
     /// `REQ_NOUNMAP` is set.
     pub(crate) fn nounmap(&self) -> bool {
         self.cmd_flags() & helpers::REQ_NOUNMAP != 0
@@ -296,13 +287,17 @@ impl<T: DiskOps> Request<T> {
 
     /// Stores the request's cgroups in its PDU for the worker: the blkcg
     /// of its first bio and the memory cgroup of the same cgroup, as
-    /// `loop_queue_rq()` takes them.
-    fn store_charge(&self) {
+    /// `loop_queue_rq()` takes them. Returns whether the request comes
+    /// from the root block cgroup, or from none
+    /// (`queue_on_root_worker()`): then it carries no charge.
+    fn store_charge(&self) -> bool {
         // SAFETY: an owned request: its bio and the bio's blkcg are alive.
         let charge = unsafe { Charge::of(self.raw()) };
+        let root = charge.blkcg.is_null();
         // SAFETY: we own the request and with it the PDU's charge cell; it
         // is not on a worker's list or queued.
         unsafe { *self.pdu().charge.get() = charge };
+        root
     }
 
     /// Calls `f` with each bio_vec of the request, as `rq_for_each_bvec`
@@ -670,11 +665,23 @@ impl<T: DiskOps> RequestWorker<T> {
         }? Error)
     }
 
-    /// Hands `rq` to a work item of its own, which calls
-    /// [`DiskOps::work`] with it in the name of the request's cgroups
-    /// (see [`WorkerScope`]): for requests that may block for long.
-    pub(crate) fn defer(&self, rq: Request<T>) {
-        rq.store_charge();
+    /// Hands `rq` to the worker, which calls [`DiskOps::work`] with it in
+    /// the name of the request's cgroups (see [`WorkerScope`]): on the
+    /// list, in order, if `in_order(&rq, root)` is true, where `root`
+    /// tells whether the request comes from the root block cgroup (or
+    /// from none); else in a work item of its own, for requests that may
+    /// block for long. The cgroups are looked up once, here.
+    pub(crate) fn queue(&self, rq: Request<T>, in_order: impl FnOnce(&Request<T>, bool) -> bool) {
+        let root = rq.store_charge();
+        if in_order(&rq, root) {
+            self.defer_in_order(rq);
+        } else {
+            self.defer(rq);
+        }
+    }
+
+    /// Hands `rq`, its charge stored, to a work item of its own.
+    fn defer(&self, rq: Request<T>) {
         if let Err(rq) = self.wq.enqueue(rq) {
             // The work item cannot be pending while we own the request.
             kernel::pr_warn_once!("request work already queued\n");
@@ -684,10 +691,10 @@ impl<T: DiskOps> RequestWorker<T> {
         }
     }
 
-    /// Adds `rq` to the list, which the worker runs in order, calling
-    /// [`DiskOps::work`] with each request as [`Self::defer`] does.
-    pub(crate) fn defer_in_order(&self, rq: Request<T>) {
-        rq.store_charge();
+    /// Adds `rq`, its charge stored, to the list, which the worker runs in
+    /// order, calling [`DiskOps::work`] with each request as
+    /// [`Self::defer`] does.
+    fn defer_in_order(&self, rq: Request<T>) {
         let pdu = ptr::from_ref(rq.pdu());
         // The list owns the request from the push on.
         core::mem::forget(rq);
