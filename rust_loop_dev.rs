@@ -27,7 +27,7 @@ use crate::{
     Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
 };
 use kernel::{
-    debugfs::Scope,
+    debugfs::File,
     prelude::*,
     str::{BStr, CString},
     sync::Arc,
@@ -47,9 +47,11 @@ pub(crate) struct LoopDevice {
     /// The configuration, its sysfs view and `lo_state`.
     #[pin]
     pub(crate) st: DevState,
-    /// Request counters, in `/sys/kernel/debug/rust_loop/loopN/stats`.
+    /// Request counters, in `/sys/kernel/debug/rust_loop/loopN`: a file,
+    /// not a directory, which would cost another dentry and inode per
+    /// device.
     #[pin]
-    stats: Scope<Stats>,
+    stats: File<Stats>,
     /// `lo->workqueue` and its workers: where requests go to reach the
     /// backing file (see `rust_loop_io.rs`). One per device, as `loop.c`
     /// has, so that a device whose backing store hangs, or one stacked on
@@ -102,9 +104,7 @@ impl LoopDevice {
                 number: index,
                 shared: shared.clone(),
                 st <- DevState::new(),
-                stats <- shared.debugfs.scope(Stats::new(), &name, |stats, dir| {
-                    dir.read_only_file(c"stats", stats);
-                }),
+                stats <- shared.debugfs.read_only_file(&name, Stats::new()),
                 worker <- RequestWorker::new(&name),
                 disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
             }),
