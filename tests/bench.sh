@@ -35,7 +35,7 @@
 #   the sampling costs instructions too, so those runs' numbers are not
 #   comparable with others). The
 #   memory profile runs in every round too: the first load of a driver in
-#   a boot pays one-time costs (about 4 KiB of slab per device for loop.ko,
+#   a boot pays one-time costs (about 4.6 KB of slab per device for loop.ko,
 #   which runs first), which the median leaves out.
 
 set -u
