@@ -118,10 +118,7 @@ ioctl_fd4() {
 		my $b = "\0" x 232;
 		ioctl($f, hex($ARGV[0]), $ARGV[0] eq "4c05" ? $b : 0) or exit 1' "$1"
 }
-ctl_remove() {
-	exec perl -e 'open(my $f, "+<", "/dev/loop-control") or die "loop-control: $!";
-		ioctl($f, 0x4C81, $ARGV[0] + 0) or exit 1' "${dev#/dev/loop}"
-}
+ctl_remove() { exec perl -e "$T_CTL_REMOVE" "${dev#/dev/loop}"; }
 
 # recovers: thaw; the block size change completes, the data is in the
 # backing file, the device detaches.

@@ -44,6 +44,14 @@ drv_unload() {
 
 drv_reload() { drv_unload && drv_load "$@"; }
 
+# LOOP_CTL_REMOVE of the index in $ARGV[0], as a perl program (a test that
+# must signal the process itself runs `exec perl -e "$T_CTL_REMOVE" N`).
+T_CTL_REMOVE='open(my $f, "+<", "/dev/loop-control") or die "loop-control: $!";
+	ioctl($f, 0x4C81, $ARGV[0] + 0) or exit 1'
+
+# ctl_remove_index N: LOOP_CTL_REMOVE of loopN.
+ctl_remove_index() { perl -e "$T_CTL_REMOVE" "$1"; }
+
 # nap SECONDS: sleep without an exec (sleep(1) is one, about 50 ms of the
 # debug kernel under TCG, more than the nap of a polling loop): a read
 # with a timeout on a pipe that this shell holds open for writing too, so

@@ -40,8 +40,7 @@ counter() {
 	return 1
 }
 
-idx=$(losetup -f | sed 's|/dev/loop||')
-f=$dir/loop$idx
+f=$dir/$(basename "$(losetup -f)")
 
 new_device() {
 	[ -f "$f" ] || { t_diag "no file $f"; return 1; }
@@ -74,11 +73,7 @@ removed() {
 	losetup -d "$dev" || return 1
 	dev=
 	local n=${f##*/loop}
-	python3 - "$n" <<'PY' || { t_diag "LOOP_CTL_REMOVE $n failed"; return 1; }
-import fcntl, os, sys
-fd = os.open("/dev/loop-control", os.O_RDWR)
-fcntl.ioctl(fd, 0x4C81, int(sys.argv[1]))
-PY
+	ctl_remove_index "$n" || { t_diag "LOOP_CTL_REMOVE $n failed"; return 1; }
 	[ ! -e "$f" ] || { t_diag "$f still there after LOOP_CTL_REMOVE"; return 1; }
 }
 t_check "stats: the file goes with the device" removed
