@@ -32,7 +32,10 @@ python3 rsync xz-utils zstd ca-certificates
 qemu-system-x86
 util-linux mount fdisk e2fsprogs fio busybox procps psmisc strace jq file stress-ng
 gcc-multilib
-libaio1t64 liburing2"
+libaio1t64 liburing2
+dmsetup libfuse3-dev fuse3
+dwarves
+squashfs-tools erofs-utils xorriso dosfstools btrfs-progs xfsprogs"
 
 rl_log() { printf '%s\n' "rust_loop: $*" >&2; }
 rl_die() { printf '%s\n' "rust_loop: error: $*" >&2; exit 1; }
