@@ -28,12 +28,11 @@ mod sys;
 
 use kernel::{
     bindings,
-    debugfs::Dir,
     prelude::*,
     sync::{Arc, Mutex},
 };
 use rust_loop_ctl::{FreeHint, Registry};
-use sys::{blkdev::BlkdevMajor, misc::FixedMinorMisc};
+use sys::{blkdev::BlkdevMajor, debugfs::Dir, misc::FixedMinorMisc};
 
 /// `LOOP_MAJOR`.
 pub(crate) const LOOP_MAJOR: u32 = bindings::LOOP_MAJOR;

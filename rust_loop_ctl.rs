@@ -204,6 +204,7 @@ impl Registry {
             return Err(e);
         }
         dev.disk.remove();
+        dev.unpublish();
         self.forget(index);
         Ok(())
     }
@@ -232,6 +233,7 @@ impl Registry {
     pub(crate) fn remove_all(&self) {
         while let Some((index, dev)) = self.devices.first() {
             dev.disk.remove();
+            dev.unpublish();
             drop(dev);
             self.forget(index);
         }

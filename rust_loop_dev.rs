@@ -14,6 +14,7 @@ use crate::{
     rust_loop_ioctl,
     rust_loop_state::{Config, DevState, LoState, Locked, LOOP_ATTRS},
     sys::{
+        debugfs::File,
         disk::{
             BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, DiskVtable, GenDisk, Limits,
             OpenMode, ReleasingDisk,
@@ -27,7 +28,6 @@ use crate::{
     Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
 };
 use kernel::{
-    debugfs::File,
     prelude::*,
     str::{BStr, CString},
     sync::Arc,
@@ -43,13 +43,14 @@ static CONFIGURE_HOLDER: ClaimHolder = ClaimHolder::new();
 pub(crate) struct LoopDevice {
     /// `N`.
     pub(crate) number: u32,
-    pub(crate) shared: Arc<Shared>,
     /// The configuration, its sysfs view and `lo_state`.
     #[pin]
     pub(crate) st: DevState,
     /// Request counters, in `/sys/kernel/debug/rust_loop/loopN`: a file,
     /// not a directory, which would cost another dentry and inode per
-    /// device.
+    /// device. Taken out of debugfs when the device is removed
+    /// ([`Self::unpublish`]), not when the last reference goes, so that a
+    /// new device of the same index can show its own.
     #[pin]
     stats: File<Stats>,
     /// `lo->workqueue` and its workers: where requests go to reach the
@@ -64,6 +65,9 @@ pub(crate) struct LoopDevice {
     /// The gendisk, its tag set and the request path's snapshot.
     #[pin]
     pub(crate) disk: Disk<LoopDevice>,
+    /// Last: it holds the debugfs directory of `stats`, which must go
+    /// first.
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// The size of the device in 512-byte sectors, as `lo_calculate_size()`:
@@ -102,11 +106,11 @@ impl LoopDevice {
         Arc::pin_init(
             try_pin_init!(LoopDevice {
                 number: index,
-                shared: shared.clone(),
                 st <- DevState::new(),
                 stats <- shared.debugfs.read_only_file(&name, Stats::new()),
                 worker <- RequestWorker::new(&name),
                 disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
+                shared: shared.clone(),
             }),
             GFP_KERNEL,
         )
@@ -121,6 +125,11 @@ impl LoopDevice {
     /// The request counters.
     pub(crate) fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Takes the device's files out of debugfs, when it is removed.
+    pub(crate) fn unpublish(&self) {
+        self.stats.remove();
     }
 
     /// The device's worker, for requests that may block.

@@ -13,6 +13,8 @@
 //! - [`disk`]: a blk-mq tag set and gendisk with the driver's own
 //!   `block_device_operations` and private data, and the operations on a
 //!   live disk (capacity, uevents, partitions, queue limits, freezing).
+//! - [`debugfs`]: a debugfs directory and read-only files whose open
+//!   files hold the module (the kernel crate's give no owner).
 //! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
 //! - [`request`]: started blk-mq requests and the zero-copy file I/O.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
@@ -28,6 +30,7 @@
 //! Driver code above this layer is safe Rust.
 
 pub(crate) mod blkdev;
+pub(crate) mod debugfs;
 pub(crate) mod disk;
 pub(crate) mod file;
 pub(crate) mod helpers;

@@ -8,7 +8,16 @@
 #  - 8 direct 4 KiB writes and 4 direct 4 KiB reads through the device are
 #    counted as 8 writes of 32768 bytes and at least 4 reads of at least
 #    16384 bytes (nothing else writes; a reader such as blkid may read);
-#  - LOOP_CTL_REMOVE removes the file with the device.
+#  - LOOP_CTL_REMOVE removes the file with the device;
+#  - LOOP_CTL_REMOVE and LOOP_CTL_ADD of the same index, 10 times in a
+#    row: the new device has its file every time, also a moment later (the
+#    old device's file must go at once, not when the old device is freed,
+#    or the new one's creation fails with EEXIST and the old one's removal
+#    takes the name away later);
+#  - an open counters file holds the module: rmmod is refused while it is
+#    open, and closing it, then unloading, leaves no splat (with debugfs
+#    file operations that have no owner, rmmod succeeds and the close
+#    calls into the unloaded module: an oops in full_proxy_release).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -25,7 +34,8 @@ mkdir -p "$work"
 
 if [ "${LOOP_DRIVER:-rust}" = c ]; then
 	for c in "new device counts nothing" "reads and writes are counted" \
-		"the file goes with the device"; do
+		"the file goes with the device" "a new device of a removed index has its file" \
+		"an open file holds the module"; do
 		t_skip "stats: $c" "loop.ko has no debugfs counters"
 	done
 	t_done
@@ -77,5 +87,45 @@ removed() {
 	[ ! -e "$f" ] || { t_diag "$f still there after LOOP_CTL_REMOVE"; return 1; }
 }
 t_check "stats: the file goes with the device" removed
+
+# The index removed above is added again, then LOOP_CTL_REMOVE and
+# LOOP_CTL_ADD of it 10 times; fails at the first new device without its
+# file, right after LOOP_CTL_ADD or 0.1 s later.
+readd() {
+	local n=${f##*/loop}
+	perl -e '
+		my ($n, $times, $dir) = @ARGV;
+		open(my $c, "+<", "/dev/loop-control") or die "loop-control: $!";
+		ioctl($c, 0x4C80, $n + 0) or die "LOOP_CTL_ADD $n: $!";
+		for my $i (1 .. $times) {
+			ioctl($c, 0x4C81, $n + 0) or die "LOOP_CTL_REMOVE $n: $!";
+			ioctl($c, 0x4C80, $n + 0) or die "LOOP_CTL_ADD $n: $!";
+			-e "$dir/loop$n" or die "round $i: no $dir/loop$n after LOOP_CTL_ADD\n";
+			select(undef, undef, undef, 0.1);
+			-e "$dir/loop$n" or die "round $i: $dir/loop$n gone 0.1 s after LOOP_CTL_ADD\n";
+		}' "$n" 10 "$dir" 2>&1 || return 1
+}
+t_check "stats: a new device of a removed index has its file" readd
+
+pinned() {
+	local rc=0
+	kmsg_mark=$(dmesg | wc -l)
+	exec {fd}<"$f" || return 1
+	if rmmod rust_loop 2>/dev/null; then
+		# The close below then runs the unloaded module's code.
+		t_diag "rmmod succeeded with $f open"
+		rc=1
+	fi
+	local line
+	read -r line <&"$fd" || { t_diag "no line from the open $f"; rc=1; }
+	exec {fd}<&-
+	if [ -d /sys/module/rust_loop ]; then
+		drv_unload || { t_diag "rmmod failed after the close"; return 1; }
+	fi
+	drv_load || return 1
+	kmsg_clean || rc=1
+	return $rc
+}
+t_check "stats: an open file holds the module" pinned
 
 t_done
