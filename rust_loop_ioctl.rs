@@ -337,11 +337,22 @@ fn change_fd(lo: &LoopDevice, bdev: &BlockDevice, fd: u32) -> Result {
     disk.set_uevent_suppress(true);
     let ret = do_change_fd(lo, bdev, file);
     disk.set_uevent_suppress(false);
+    // As loop_change_fd(): the partitions are rescanned once uevents are
+    // on again, so that udev sees them removed *and* added back.
+    if let Ok(Some(file_name)) = &ret {
+        lo.reread_partitions(disk, file_name);
+    }
     disk.uevent_change();
-    ret
+    ret.map(|_| ())
 }
 
-fn do_change_fd(lo: &LoopDevice, bdev: &BlockDevice, file: BackingFile) -> Result {
+/// The change itself, with the disk's uevents suppressed; returns the
+/// `lo_file_name` when the partitions are to be rescanned.
+fn do_change_fd(
+    lo: &LoopDevice,
+    bdev: &BlockDevice,
+    file: BackingFile,
+) -> Result<Option<[u8; uapi::LO_NAME_SIZE]>> {
     let disk = bdev.disk();
     let is_loop = LoopDevice::is_loop_device(&file);
     let validate = is_loop
@@ -380,10 +391,7 @@ fn do_change_fd(lo: &LoopDevice, bdev: &BlockDevice, file: BackingFile) -> Resul
         drop(lo.shared.validate.lock());
     }
     drop(old);
-    if partscan {
-        lo.reread_partitions(disk, &file_name);
-    }
-    Ok(())
+    Ok(partscan.then_some(file_name))
 }
 
 /// `loop_info64_from_old()`.

@@ -241,6 +241,35 @@ def configure_uevents(dev, path):
     print(" ".join(out))
 
 
+# change_fd_uevents DEV FILE COPY: DEV bound read-only to FILE (a table
+# of two partitions) with LO_FLAGS_PARTSCAN, then LOOP_CHANGE_FD to COPY
+# (the same bytes) while listening to the kernel's uevents, then
+# LOOP_CLR_FD; prints the result of the change and the uevents that
+# followed it (see uevents()).
+def change_fd_uevents(dev, path, copy):
+    name = os.path.basename(dev)
+    p = "/devices/virtual/block/loopN"
+    dfd = os.open(dev, os.O_RDONLY)
+    ffd = os.open(path, os.O_RDONLY)
+    r = configure(dfd, ffd, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY)
+    os.close(ffd)
+    if r != "OK":
+        os.close(dfd)
+        print("attach:" + r)
+        return
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                         15)  # NETLINK_KOBJECT_UEVENT
+    sock.bind((0, 1))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    cfd = os.open(copy, os.O_RDONLY)
+    r = call(dfd, LOOP_CHANGE_FD, cfd)
+    os.close(cfd)
+    out = ["change_fd:" + r] + uevents(sock, name, "", 2)
+    call(dfd, LOOP_CLR_FD)
+    os.close(dfd)
+    print(" ".join(out))
+
+
 # partscan_race DEV FILE SECONDS: one process binds FILE to DEV with
 # LO_FLAGS_PARTSCAN and reads its first partition; another unbinds DEV,
 # for SECONDS. Prints the count of each outcome.

@@ -247,6 +247,22 @@ c009_configure_uevents() {
 	kmsg_clean && return $ok
 }
 
+# Not in blktests: LOOP_CHANGE_FD of a device bound read-only with
+# partition scanning, to a copy of its partitioned file. The rescan that
+# follows removes the partitions and adds them again; udev must see both,
+# or it drops their /dev/disk/by-* links and never makes them again. As in
+# loop.c, the rescan runs after the disk's uevents are unsuppressed.
+cx_change_fd_uevents() {
+	local dev out ok=0 p=/devices/virtual/block/loopN
+	cp "$img" "$work/parts-copy.img" || return 1
+	dev=$(losetup -f) || return 1
+	out=$(py change_fd_uevents "$dev" "$img" "$work/parts-copy.img")
+	want "LOOP_CHANGE_FD of $dev, bound with partition scanning, and its uevents" \
+		"change_fd:OK remove@$p/loopNp1(partition)[PARTN=1,PARTUUID=0b1e7e57-01] remove@$p/loopNp2(partition)[PARTN=2,PARTUUID=0b1e7e57-02] change@$p(disk) add@$p/loopNp1(partition)[PARTN=1,PARTUUID=0b1e7e57-01] add@$p/loopNp2(partition)[PARTN=2,PARTUUID=0b1e7e57-02] change@$p(disk)" \
+		"$out" || ok=1
+	kmsg_clean && return $ok
+}
+
 # The behaviour blktests loop/010 checks: one process binds a device with
 # partition scanning and reads its first partition while another detaches
 # it. The partition scan of the detach never fails with EBUSY (loop.c's
@@ -324,6 +340,7 @@ fi
 t_check "loop/007: LOOP_SET_CAPACITY under mounted ext4 keeps its block size" c007_capacity_mounted
 t_check "loop/008: BLKPG partitions on a device without partition scanning" c008_partitions_without_scan
 t_check "loop/009: LOOP_CONFIGURE with partition scanning sends add uevents for the partitions" c009_configure_uevents
+t_check "LOOP_CHANGE_FD with partition scanning: the partitions are removed and added again, with uevents" cx_change_fd_uevents
 if [ "$(tier 0 1 1)" = 0 ]; then
 	t_skip "loop/010: attach with partition scan racing detach: no EBUSY scan, no stale partition" "quick tier (a timed race)"
 else
