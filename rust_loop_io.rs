@@ -181,61 +181,56 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
 /// A request in the worker, where it may block (`loop_handle_cmd()`).
 pub(crate) fn work(rq: Request<LoopDevice>) {
     let op = rq.op();
+    let Some(io) = rq.io() else {
+        rq.end(Status::IOERR);
+        return;
+    };
+    // Every operation that changes data fails on a read-only device, as
+    // `op_is_write()` in loop_handle_cmd(): discard and write-zeroes too,
+    // since `fallocate` does not check that the file was opened for
+    // writing. The ioctls on the device refuse them earlier, but a bio
+    // stacked on it (device-mapper opens its devices for writing without
+    // checking read-only) reaches this point.
+    if op.is_write() && io.read_only {
+        rq.end(Status::IOERR);
+        return;
+    }
     let status = match op {
         Op::Read | Op::Write => {
-            let write = op == Op::Write;
-            let Some(io) = rq.io() else {
-                rq.end(Status::IOERR);
-                return;
+            let flags = RwFlags {
+                direct: io.direct,
+                dsync: rq.fua(),
             };
-            if write && io.read_only {
-                Status::IOERR
-            } else {
-                let flags = RwFlags {
-                    direct: io.direct,
-                    dsync: rq.fua(),
-                };
-                match rq.read_write(write, flags) {
-                    Ok(()) => return,
-                    Err(rq) => {
-                        rq.end(Status::IOERR);
-                        return;
-                    }
-                }
+            if let Err(rq) = rq.read_write(op == Op::Write, flags) {
+                rq.end(Status::IOERR);
             }
+            return;
         }
-        // lo_req_flush(): EINVAL (no fsync) is passed on, any other error
-        // is an I/O error.
-        Op::Flush => match rq
-            .io()
-            .and_then(|io| io.file.as_ref())
-            .map(BackingFile::fsync)
-        {
+        // lo_req_flush() and loop_handle_cmd(): every error is an I/O
+        // error.
+        Op::Flush => match io.file.as_ref().map(BackingFile::fsync) {
             Some(Ok(())) => Status::OK,
-            Some(Err(e)) if e == EINVAL => Status::from_errno(e.to_errno()),
             _ => Status::IOERR,
         },
         // Zeroes that must stay allocated, or holes.
-        Op::WriteZeroes if rq.nounmap() => fallocate(&rq, helpers::FALLOC_FL_ZERO_RANGE),
-        Op::WriteZeroes | Op::Discard => fallocate(&rq, helpers::FALLOC_FL_PUNCH_HOLE),
+        Op::WriteZeroes if rq.nounmap() => fallocate(&rq, io, helpers::FALLOC_FL_ZERO_RANGE),
+        Op::WriteZeroes | Op::Discard => fallocate(&rq, io, helpers::FALLOC_FL_PUNCH_HOLE),
     };
     rq.end(status);
 }
 
 /// `lo_fallocate()`: discard and write-zeroes as `fallocate()` on the file;
 /// a file system that cannot do it gets the limits cleared, so the block
-/// layer stops asking. `EINVAL` and `EOPNOTSUPP` reach the submitter as
-/// such, anything else as an I/O error.
+/// layer stops asking. `EOPNOTSUPP` reaches the submitter as such,
+/// anything else as an I/O error (loop_handle_cmd() turns the `EINVAL`
+/// that lo_fallocate() passes on into `EIO` too).
 ///
 /// The limits are cleared only if `limits_lock` is free: this request
 /// holds the queue, and an ioctl holding `limits_lock` may be waiting to
 /// freeze it (`LOOP_SET_BLOCK_SIZE`, `LOOP_SET_DIRECT_IO`), a deadlock
 /// `loop.c`'s `loop_clear_limits()` walks into. When the lock is busy, a
 /// later request clears them.
-fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
-    let Some(io) = rq.io() else {
-        return Status::IOERR;
-    };
+fn fallocate(rq: &Request<LoopDevice>, io: &Io, mode: i32) -> Status {
     let Some(file) = io.file.as_ref() else {
         return Status::IOERR;
     };
@@ -256,8 +251,6 @@ fn fallocate(rq: &Request<LoopDevice>, mode: i32) -> Status {
             });
             Status::NOTSUPP
         }
-        // loop.c passes EINVAL on (a range the file system refuses).
-        Err(e) if e == EINVAL => Status::from_errno(e.to_errno()),
         Err(_) => Status::IOERR,
     }
 }

@@ -77,6 +77,13 @@ pub(crate) enum Op {
     WriteZeroes,
 }
 
+impl Op {
+    /// `op_is_write()`: the operation changes the data on the device.
+    pub(crate) fn is_write(self) -> bool {
+        matches!(self, Op::Write | Op::Discard | Op::WriteZeroes)
+    }
+}
+
 /// Where the reads and writes of a disk go: implemented by its data-path
 /// state ([`DiskOps::Io`]).
 pub(crate) trait RwTarget {

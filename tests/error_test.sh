@@ -15,6 +15,12 @@
 #    gets the lower device's status (BLK_STS_MEDIUM: "No data available");
 #    a buffered loop device, and any read through the loop device's page
 #    cache, get "Input/output error".
+#  - EINVAL of the backing store: a loop device with 512-byte blocks over
+#    a scsi_debug disk with 4096-byte sectors that can discard and write
+#    zeroes; a 512-byte discard and a 512-byte write-zeroes reach the
+#    disk's fallocate, which refuses the unaligned range with EINVAL. As
+#    with loop.ko (loop_handle_cmd() passes on EOPNOTSUPP only), both
+#    fail with "Input/output error".
 
 . "$(dirname "$0")/lib.sh"
 
@@ -104,4 +110,21 @@ t_check "medium error under a buffered loop device: EIO to the reader, other rea
 if [ -n "$sdbg" ]; then
 	modprobe -r scsi_debug && sdbg= || t_fail "scsi_debug unloads"
 fi
+
+unaligned_fallocate() {
+	local disk ok=1
+	modprobe scsi_debug dev_size_mb=8 sector_size=4096 lbpu=1 lbpws=1 ||
+		{ t_diag "modprobe scsi_debug failed"; return 1; }
+	sdbg=1
+	disk=$(scsi_debug_disk) || { t_diag "no scsi_debug disk appeared"; return 1; }
+	dev=$(losetup -f --show -b 512 "$disk") || { t_diag "losetup -b 512 $disk failed"; return 1; }
+	fails_with "Input/output error" blkdiscard -o 0 -l 512 "$dev" || ok=
+	fails_with "Input/output error" blkdiscard -z -o 0 -l 512 "$dev" || ok=
+	losetup -d "$dev" || { t_diag "losetup -d $dev failed"; return 1; }
+	dev=
+	modprobe -r scsi_debug && sdbg= || { t_diag "scsi_debug does not unload"; return 1; }
+	kmsg_clean && [ -n "$ok" ]
+}
+t_check "EINVAL from the backing disk's fallocate: discard and write-zeroes fail with EIO" \
+	unaligned_fallocate
 t_done

@@ -31,6 +31,17 @@
 #    serving I/O, and after the thaw the waiting writes complete and
 #    verify (issue 9, item 2).
 #
+#  - device-mapper on a read-only loop device (losetup -r), buffered and
+#    direct, under a dm-linear table loaded read-write. device-mapper opens
+#    its devices for writing without checking read-only
+#    (bdev_file_open_by_dev), so writes, discards and write-zeroes sent to
+#    the dm device reach the loop driver as bios. Every one must fail with
+#    EIO and leave the backing file as it was: loop.c fails every
+#    op_is_write() request of a read-only device; a driver that refuses
+#    only writes lets discard and write-zeroes punch holes through
+#    fallocate, which does not check that the file was opened for writing
+#    (issue 23, item 1).
+#
 # Every case also checks that nothing new in the kernel log looks like a
 # splat, so a failure is attributed to its case (scripts/check.sh checks
 # the whole log again at the end).
@@ -46,9 +57,12 @@ bg=
 
 hung_timeout=$(cat /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null)
 
+dm=rl-stack-test
+
 cleanup() {
 	local i
 	[ -n "$frozen" ] && fsfreeze -u "$frozen"
+	dmsetup remove "$dm" 2>/dev/null
 	[ -n "$hung_timeout" ] && echo "$hung_timeout" >/proc/sys/kernel/hung_task_timeout_secs
 	[ -n "$bg" ] && wait $bg
 	mountpoint -q "$mnt" && umount "$mnt"
@@ -289,6 +303,59 @@ fi
 t_check "two stacked loop devices, both direct: read and write through the top" stack 2
 t_check "loop device over a scsi_debug disk, direct: write and read back" on_blockdev
 t_check "ext4 on a direct loop device on ext4: mixed read/write/fsync, verify, fsck" ext4_on_ext4
+# fails_eio CMD...: CMD fails, saying "Input/output error".
+fails_eio() {
+	local out
+	if out=$("$@" 2>&1); then
+		t_diag "\`$*\` succeeded on a read-only device"
+		return 1
+	fi
+	[[ $out == *"Input/output error"* ]] && return 0
+	t_diag "\`$*\`: '$out', want 'Input/output error'"
+	return 1
+}
+
+# readonly_under_linear [LOSETUP OPTIONS]: the device-mapper case above.
+readonly_under_linear() {
+	local img=$work/ro.img before after rc=0 sectors node dev
+	dmsetup remove "$dm" 2>/dev/null
+	dd if=/dev/urandom of="$img" bs=1M count=4 status=none || return 1
+	before=$(sha256sum <"$img")
+	dev=$(losetup -r -f --show "$@" "$img") || { t_diag "losetup -r $* failed"; return 1; }
+	devs+=("$dev")
+	sectors=$(blockdev --getsz "$dev") || return 1
+	dmsetup create "$dm" --noudevsync --table "0 $sectors linear $dev 0" ||
+		{ t_diag "dmsetup create over $dev failed"; return 1; }
+	node=/dev/$(dmsetup info -c --noheadings -o blkdevname "$dm") || return 1
+	[ -b "$node" ] || { t_diag "no $node"; return 1; }
+	if [ "$(blockdev --getro "$node")" != 0 ]; then
+		t_diag "$node is read-only: the case needs a writable table"
+		return 1
+	fi
+	fails_eio dd if=/dev/zero of="$node" bs=4k count=4 oflag=direct status=none || rc=1
+	fails_eio blkdiscard -o 0 -l 1M "$node" || rc=1
+	fails_eio blkdiscard -z -o 1M -l 1M "$node" || rc=1
+	dmsetup remove "$dm" || rc=1
+	losetup -d "$dev" || rc=1
+	unset 'devs[-1]'
+	after=$(sha256sum <"$img")
+	if [ "$before" != "$after" ]; then
+		t_diag "the backing file changed under a read-only loop device"
+		rc=1
+	fi
+	kmsg_clean || rc=1
+	return $rc
+}
+
+if modprobe dm_mod 2>/dev/null && command -v dmsetup >/dev/null; then
+	t_check "dm-linear on a read-only loop device: writes, discards, write-zeroes fail with EIO, file unchanged" \
+		readonly_under_linear
+	t_check "dm-linear on a read-only direct-I/O loop device: the same" \
+		readonly_under_linear --direct-io=on
+else
+	t_skip "dm-linear on a read-only loop device: writes, discards, write-zeroes fail with EIO, file unchanged" "no device-mapper"
+	t_skip "dm-linear on a read-only direct-I/O loop device: the same" "no device-mapper"
+fi
 # Thousands of requests in flight: not in the quick tier.
 if [ "$(tier 0 1 1)" = 0 ]; then
 	t_skip "2048 cold reads on a buffered loop over ext4 on a loop device (hw_queue_depth=1024) complete" "quick tier"
