@@ -32,9 +32,13 @@
 //!
 //! Results follow `lo_complete_rq()`: errors become block statuses, a short
 //! read completes what it got and requeues the rest, a read of nothing
-//! zero-fills and fails. One deliberate difference: a short *write* is
-//! completed and requeued the same way, where `loop.c` reports the whole
-//! request done.
+//! zero-fills and fails. Two deliberate differences, where `loop.c` loses
+//! data: a short *write* is completed and requeued the same way, where
+//! `loop.c` reports the whole request done; and only whole logical blocks
+//! are completed, where `loop.c` advances a request by a byte count that
+//! need not be a multiple of 512 and retries the rest at the wrong place
+//! (a backing file system that returns arbitrary short counts, as FUSE
+//! may). A transfer of less than one block fails the request.
 
 use crate::{
     rust_loop_dev::LoopDevice,
@@ -263,14 +267,14 @@ pub(crate) fn complete(rq: Request<LoopDevice>) {
         rq.end(Status::from_errno(ret as i32));
     } else if ret >= bytes {
         rq.end(Status::OK);
-    } else if ret > 0 {
-        // Short transfer: complete what was done and retry the rest.
-        rq.advance(ret as u32);
-    } else if rq.op() == Op::Read {
-        // Nothing read: zero-fill and fail, as loop.c does.
-        rq.zero_fill();
-        rq.end(Status::IOERR);
-    } else {
+    } else if let Err(rq) = rq.advance(ret as u32) {
+        // Not one whole block done: a read is zero-filled and fails, as
+        // loop.c does when it read nothing; so does a write.
+        if rq.op() == Op::Read {
+            rq.zero_fill();
+        }
         rq.end(Status::IOERR);
     }
+    // Otherwise the whole blocks done are completed and the rest is
+    // retried (see `Request::advance`).
 }

@@ -263,15 +263,27 @@ impl<T: DiskOps> Request<T> {
     /// Completes the first `bytes` bytes and requeues the rest
     /// (`blk_update_request` + `blk_mq_requeue_request`), as `loop.c` does
     /// after a short read.
-    pub(crate) fn advance(self, bytes: u32) {
+    ///
+    /// `blk_update_request` moves the data by `bytes` but the sector by
+    /// `bytes >> 9`, so only whole logical blocks may be completed: the
+    /// remainder would otherwise be retried at a position that does not
+    /// match its data. `bytes` is rounded down to the logical block size;
+    /// when that leaves nothing, the request is not advanced and is
+    /// returned.
+    pub(crate) fn advance(self, bytes: u32) -> Result<(), Self> {
+        let bytes = bytes & !(self.queue().logical_block_size() - 1);
+        if bytes == 0 || bytes >= self.bytes() {
+            return Err(self);
+        }
         let rq = self.raw();
         core::mem::forget(self);
-        // SAFETY: an owned, started request with at least `bytes` bytes
+        // SAFETY: an owned, started request with more than `bytes` bytes
         // left; requeueing hands it back to the block layer.
         unsafe {
             bindings::blk_update_request(rq, bindings::BLK_STS_OK as u8, bytes);
             bindings::blk_mq_requeue_request(rq, true);
         }
+        Ok(())
     }
 
     /// Zero-fills every bio of the request (after a read found nothing).
