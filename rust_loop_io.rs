@@ -14,13 +14,12 @@
 //! which corrupts it (the oops of `tests/stack_test.sh`), and the backing
 //! file system would take its locks while the upper one holds locks of the
 //! same classes. The worker has no plug, no locks of the submitter's and a
-//! stack of its own. Reads and writes are run one after another by one
-//! work item, as `loop.c`'s worker runs its list: direct I/O completes
-//! asynchronously through the kiocb, and buffered I/O of the root cgroup
-//! runs in order as in `loop.c`'s root worker. Buffered I/O of any other
-//! cgroup, flushes, discards and write-zeroes get a work item each and
-//! proceed in parallel, so that no cgroup waits behind another's throttled
-//! writes (see [`queue_rq`]). Each device has a workqueue of its own, so
+//! stack of its own. Reads and writes of the root cgroup are run one after
+//! another by one work item, as `loop.c`'s root worker runs its list:
+//! direct I/O completes asynchronously through the kiocb, buffered I/O in
+//! order. I/O of any other cgroup, flushes, discards and write-zeroes get
+//! a work item each and proceed in parallel, so that no cgroup waits
+//! behind another's throttled or blocked writes (see [`queue_rq`]). Each device has a workqueue of its own, so
 //! a device stacked on another one, or one whose backing store hangs,
 //! never waits for work slots of another device.
 //!
@@ -145,18 +144,20 @@ impl fmt::Debug for Stats {
 /// Nothing here blocks or reaches the backing file (see the module's
 /// documentation for why).
 ///
-/// Reads and writes join the worker's list, which one work item runs in
-/// order, as `loop.c`'s worker runs its commands: a direct submission
-/// returns once the backing file has the I/O in flight, so one work item
-/// keeps up with many of them at the cost of one wakeup; buffered I/O of
-/// the root cgroup runs there one request after the other, as on
-/// `loop.c`'s root worker (a work item per request cost 5 % more per 4k
-/// read at queue depth 32 on tmpfs, in `make bench`, than the list).
-/// Buffered I/O of another cgroup may be throttled for that cgroup (its
-/// `io.max`, its dirty limits), and flushes, discards and write-zeroes may
-/// block in the backing file system for as long as it takes: each such
-/// request gets a work item of its own and they run side by side, where
-/// `loop.c` gives each cgroup a worker and runs a flush in its list.
+/// Reads and writes of the root cgroup join the worker's list, which one
+/// work item runs in order, as `loop.c`'s root worker runs its commands:
+/// a direct submission returns once the backing file has the I/O in
+/// flight, so one work item keeps up with many of them at the cost of one
+/// wakeup, and buffered I/O runs there one request after the other (a
+/// work item per request cost more per 4k read at queue depth 32 than the
+/// list: `Documentation/benchmark.rst`). Any I/O of another cgroup may
+/// wait for that cgroup's limits (its `io.max`, io.latency or io.cost
+/// throttling, its dirty limits), a direct write as much as a buffered
+/// one, and flushes, discards and write-zeroes may block in the backing
+/// file system for as long as it takes: each such request gets a work
+/// item of its own and they run side by side, so that no cgroup waits
+/// behind another's, where `loop.c` gives each cgroup a worker and runs a
+/// flush in its list.
 pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
     if lo.state() != LoState::Bound {
         rq.end(Status::IOERR);
@@ -178,7 +179,7 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
     lo.worker().queue(rq, |rq, root| {
-        matches!(rq.op(), Op::Read | Op::Write) && (root || rq.io().is_some_and(|io| io.direct))
+        root && matches!(rq.op(), Op::Read | Op::Write)
     });
 }
 

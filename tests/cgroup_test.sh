@@ -26,6 +26,10 @@
 #    cgroup's in a work item each. A driver that ran them all on one list
 #    would keep the read behind the write. After the thaw the write
 #    completes and its data is in the backing file.
+#  - the same, both ways, through a direct-I/O loop device over the same
+#    file: a direct write waits for the thaw too (kiocb_start_write()),
+#    and only the root cgroup's direct requests may share the device's
+#    in-order list.
 #
 # All need cgroup v2 with the io and memory controllers
 # (configs/base.config); without them the cases are skipped.
@@ -40,11 +44,13 @@ dev=
 mnt=$work/mnt
 frozen=
 low=
+ddev=
 
 cleanup() {
 	[ -n "$frozen" ] && fsfreeze -u "$frozen"
 	wait
 	[ -n "$dev" ] && losetup -d "$dev" 2>/dev/null
+	[ -n "$ddev" ] && losetup -d "$ddev" 2>/dev/null
 	mountpoint -q "$mnt" && umount "$mnt"
 	[ -n "$low" ] && losetup -d "$low" 2>/dev/null
 	rmdir "$grp" 2>/dev/null
@@ -138,9 +144,9 @@ as() {
 	exec "$@"
 }
 
-# iso_setup: a buffered loop device ($dev) over a file of random data in
-# an ext4 ($mnt) on a direct loop device ($low), made once for both
-# isolation cases.
+# iso_setup: a buffered loop device ($dev) and a direct one ($ddev) over a
+# file of random data in an ext4 ($mnt) on a direct loop device ($low),
+# made once for all isolation cases.
 iso_setup() {
 	[ -n "$dev" ] && return 0
 	truncate -s 64M "$work/lower.img" || return 1
@@ -148,23 +154,30 @@ iso_setup() {
 	mkdir -p "$mnt"
 	mkfs.ext4 -q -F "$low" && mount "$low" "$mnt" || { t_diag "mkfs/mount $low failed"; return 1; }
 	head -c 8M /dev/urandom >"$mnt/store.img" && sync || return 1
+	ddev=$(losetup -f --show --direct-io=on "$mnt/store.img") || return 1
+	[ "$(cat "/sys/block/${ddev#/dev/}/loop/dio")" = 1 ] ||
+		{ t_diag "$ddev did not turn direct I/O on"; return 1; }
 	dev=$(losetup -f --show --direct-io=off "$mnt/store.img")
 }
 
 iso_teardown() {
 	[ -n "$dev" ] && losetup -d "$dev" && dev=
+	[ -n "$ddev" ] && losetup -d "$ddev" && ddev=
 	mountpoint -q "$mnt" && umount "$mnt"
 	[ -n "$low" ] && losetup -d "$low" && low=
 	rm -f "$work/lower.img"
 }
 
-# isolation_case WRITER READER SEEK: WRITER's write of a zero 4 KiB block
-# at block SEEK through $dev waits for the frozen backing file system;
-# READER's read through $dev completes meanwhile (root/test cgroup, see
-# the top); after the thaw the block is in the backing file.
+# isolation_case WRITER READER SEEK [direct]: WRITER's write of a zero
+# 4 KiB block at block SEEK through $dev ($ddev with "direct") waits for
+# the frozen backing file system; READER's read through the same device
+# completes meanwhile (root/test cgroup, see the top); after the thaw the
+# block is in the backing file.
 isolation_case() {
 	local writer=$1 reader=$2 seek=$3 wpid rpid i st done_before_thaw=0 rc=0
 	iso_setup || return 1
+	local dev=$dev
+	[ "${4:-}" = direct ] && dev=$ddev
 	fsfreeze -f "$mnt" || { t_diag "fsfreeze -f $mnt failed"; return 1; }
 	frozen=$mnt
 	# O_DIRECT on the loop device: each request reaches the driver at once.
@@ -197,11 +210,15 @@ if ! cgroup_setup; then
 	t_skip "page cache of a buffered loop device's backing file is charged to the writer's memcg" "no cgroup v2 io and memory controllers"
 	t_skip "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
 	t_skip "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
+	t_skip "direct I/O: a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
+	t_skip "direct I/O: a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" "no cgroup v2 io and memory controllers"
 	t_done
 fi
 t_check "I/O through a direct loop device is charged to the writer's blkcg on the backing disk (io.stat)" blkcg_case
 t_check "page cache of a buffered loop device's backing file is charged to the writer's memcg (memory.stat)" memcg_case
 t_check "a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" isolation_case root cgroup 16
 t_check "a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" isolation_case cgroup root 32
+t_check "direct I/O: a read from a cgroup is not held up by the root cgroup's write waiting in the backing file system" isolation_case root cgroup 48 direct
+t_check "direct I/O: a read from the root cgroup is not held up by a cgroup's write waiting in the backing file system" isolation_case cgroup root 64 direct
 iso_teardown
 t_done
