@@ -6,6 +6,8 @@
 #   make check           build what is missing, run the test suite in QEMU
 #   make run [CMD='...'] boot the release kernel with rust_loop.ko loaded:
 #                        a shell, or CMD's output and exit status
+#   make check KERNEL=debian, make run KERNEL=debian
+#                        the same on Debian's own packaged kernel
 #   make bench           benchmark of rust_loop against loop.ko and null_blk
 #   make KDIR=/path      build against another kernel build directory
 #   make install         build rust_loop as loop.ko for the running kernel
@@ -64,7 +66,7 @@ module:
 	@echo "built $(MO)/rust_loop.ko"
 
 kernel:
-	scripts/build-kernel.sh $(PROFILE)
+	$(if $(filter debian,$(PROFILE)),scripts/build-debian.sh,scripts/build-kernel.sh $(PROFILE))
 
 tests:
 	scripts/build-tests.sh build/tests
@@ -72,9 +74,13 @@ tests:
 check:
 	scripts/check.sh
 
+# make run KERNEL=debian: on Debian's packaged kernel instead of the
+# project's release kernel.
+RUN_PROFILE := $(or $(KERNEL),release)
+
 run:
-	scripts/build-module.sh release build/release $(KBUILD_ARGS) >/dev/null
-	scripts/qemu.sh --profile release --insmod $(CURDIR)/build/release/rust_loop.ko -- \
+	scripts/build-module.sh $(RUN_PROFILE) build/$(RUN_PROFILE) $(KBUILD_ARGS) >/dev/null
+	scripts/qemu.sh --profile $(RUN_PROFILE) --insmod $(CURDIR)/build/$(RUN_PROFILE)/rust_loop.ko -- \
 		$(call shell_quote,$(value CMD))
 
 install:
@@ -92,7 +98,7 @@ uninstall:
 # dkms add, build and install for KRELEASE (with KDIR, against it).
 DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
 DKMS_SRC = $(DESTDIR)/usr/src/rust_loop-$(DKMS_VERSION)
-DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h)
+DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h) scripts/debian-rust-headers.sh
 DKMS_ARGS = rust_loop/$(DKMS_VERSION) -k $(KRELEASE) $(if $(filter command line,$(origin KDIR)),--kernelsourcedir $(KDIR))
 
 dkms:

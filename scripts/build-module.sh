@@ -8,7 +8,8 @@
 #   scripts/build-module.sh PROFILE OUTDIR [KBUILD ARGS...]
 #   scripts/build-module.sh --kdir KDIR OUTDIR [KBUILD ARGS...]
 #
-# PROFILE (test or release) builds that kernel first if it is not cached.
+# PROFILE (test, release or debian) builds (or prepares) that kernel first
+# if it is not cached.
 # With --kdir, any kernel build directory works; its make flags (LLVM=...)
 # are taken from its make-flags file when it has one. NOCHROOT=1 builds with
 # the host's toolchain instead of the chroot's.
@@ -20,10 +21,21 @@ if [ "$1" = --kdir ]; then
 		rl_die "no kernel build directory $2 (install the kernel's headers, or give KDIR=)"
 	flags=$(cat "$kdir/make-flags" 2>/dev/null || true)
 	shift 2
+	# Debian's headers (installed by linux-headers-<release>; their
+	# Makefile includes the -common tree by absolute path) are built with
+	# this machine's toolchain, which must be the kernel's, once their
+	# Rust artifacts are complete.
+	if [ -f "$kdir/.kernelvariables" ]; then
+		"$RL_TOP/scripts/debian-rust-headers.sh" --if-needed "$kdir"
+		NOCHROOT=1
+	fi
 else
-	kdir=$("$RL_TOP/scripts/build-kernel.sh" "$1")
+	kdir=$(rl_kernel "$1")
 	flags=$(cat "$kdir/make-flags")
 	rl_prune_kernels "$1"
+	# Debian's kernel is built against its headers, where the chroot has
+	# them as a Debian machine does.
+	[ -f "$kdir/kdir" ] && kdir=$(cat "$kdir/kdir")
 	shift
 fi
 out=$1

@@ -23,14 +23,19 @@
 #
 # Environment: T="word ..." runs only the test programs whose name contains
 # a word; DRIVERS="rust" or "c" runs one driver only; ORACLE_PROFILE
-# (default release) is the kernel loop.ko runs on; CHECK_TIMEOUT (seconds,
+# (default release) is the kernel loop.ko runs on; KERNEL=debian runs both
+# drivers on Debian's own kernel (scripts/build-debian.sh): rust_loop built
+# against its headers, and its own loop.ko as the oracle; CHECK_TIMEOUT (seconds,
 # default 3600, 28800 with FULL) bounds each guest; SLOW_CASE=N lists the
 # test cases of N seconds or more (default 10).
 
 . "$(dirname "$0")/lib.sh"
 
 t0=$(date +%s)
-oracle_profile=${ORACLE_PROFILE:-release}
+subject=${KERNEL:-test}
+oracle_profile=${KERNEL:-${ORACLE_PROFILE:-release}}
+case $subject in test | debian) ;; *) rl_die "KERNEL=$subject: test (default) or debian" ;; esac
+ko=$RL_TOP/build/$subject/rust_loop.ko
 tier=
 [ -n "${QUICK:-}" ] && tier=quick
 [ -n "${FULL:-}" ] && tier=full
@@ -43,16 +48,16 @@ awk_lines() {
 	if awk -W version 2>&1 | grep -q mawk; then awk -W interactive "$@"; else awk "$@"; fi
 }
 "$RL_TOP/scripts/chroot.sh" >&2
-"$RL_TOP/scripts/build-kernel.sh" test >/dev/null
-if want c && [ "$oracle_profile" != test ]; then
-	"$RL_TOP/scripts/build-kernel.sh" "$oracle_profile" >/dev/null
+rl_kernel "$subject" >/dev/null
+if want c && [ "$oracle_profile" != "$subject" ]; then
+	rl_kernel "$oracle_profile" >/dev/null
 fi
 # The module, the same module under the name loop (as make install builds
 # it, for tests/install_test.sh) and the C tests, side by side: from a
 # fresh clone, 11 s instead of 20.
-"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test" >/dev/null &
+"$RL_TOP/scripts/build-module.sh" "$subject" "$RL_TOP/build/$subject" >/dev/null &
 mod=$!
-"$RL_TOP/scripts/build-module.sh" test "$RL_TOP/build/test-loop" RUST_LOOP_NAME=loop >/dev/null &
+"$RL_TOP/scripts/build-module.sh" "$subject" "$RL_TOP/build/$subject-loop" RUST_LOOP_NAME=loop >/dev/null &
 modloop=$!
 # The quick tier runs no 32-bit copies: it does not build them.
 tests_target=all
@@ -114,7 +119,7 @@ boot() {
 	mkdir -p "$dir"
 	RL_RUN_DIR=$dir "$RL_TOP/scripts/qemu.sh" --profile "$2" --append "$kargs" \
 		--timeout "${CHECK_TIMEOUT:-$guest_timeout}" -- \
-		"${env}tests/run.sh -k $RL_TOP/build/test/rust_loop.ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
+		"${env}tests/run.sh -k $ko -d $3 -q $queue -l $1 ${T:-}" || rc=$?
 	echo "$rc" >"$dir/rc"
 	# The rust_loop guests stop waiting for references that will not come.
 	[ "$3" = c ] && [ -n "$ref" ] && touch "$ref/.oracle-ended"
@@ -135,7 +140,7 @@ crash_pair() {
 		rc=0
 		RL_RUN_DIR=$RL_CACHE/runs/$id-crash-$1-$phase "$RL_TOP/scripts/qemu.sh" \
 			--profile "$2" --timeout 900 --disk "$w/disk.img" -- \
-			"LOOP_DRIVER=$1 RUST_LOOP_KO=$RL_TOP/build/test/rust_loop.ko tests/crash.sh $phase $nonce" \
+			"LOOP_DRIVER=$1 RUST_LOOP_KO=$ko tests/crash.sh $phase $nonce" \
 			>"$RL_CACHE/runs/$id-crash-$1-$phase/out" 2>&1 || rc=$?
 		echo "$rc" >"$RL_CACHE/runs/$id-crash-$1-$phase/rc"
 		[ "$rc" = 0 ] || break
@@ -196,7 +201,7 @@ for b in "${boots[@]}"; do
 	if [ "$b" = c ]; then
 		boot c "$oracle_profile" c >"$RL_CACHE/runs/$id-$b/out" 2>&1 &
 	else
-		boot "$b" test rust >"$RL_CACHE/runs/$id-$b/out" 2>&1 &
+		boot "$b" "$subject" rust >"$RL_CACHE/runs/$id-$b/out" 2>&1 &
 	fi
 	bg+=($!)
 done
@@ -206,7 +211,7 @@ if [ ${#crash[@]} -gt 0 ]; then
 			while [ ! -f "$RL_CACHE/runs/$id-c/rc" ]; do sleep 5; done
 		fi
 		for d in "${crash[@]}"; do
-			p=test
+			p=$subject
 			[ "$d" = c ] && p=$oracle_profile
 			crash_pair "$d" "$p"
 		done
@@ -216,7 +221,7 @@ if [ ${#crash[@]} -gt 0 ]; then
 fi
 if want rust; then
 	mkdir -p "$RL_CACHE/runs/$id-rust1"
-	boot rust1 test rust 2>&1 | tee "$RL_CACHE/runs/$id-rust1/out" |
+	boot rust1 "$subject" rust 2>&1 | tee "$RL_CACHE/runs/$id-rust1/out" |
 		number 0 "$RL_CACHE/runs/$id-counts"
 	{ read -r n pass fail; read -r skip; } <"$RL_CACHE/runs/$id-counts"
 	boots=(rust1 "${boots[@]}")
@@ -249,8 +254,8 @@ for b in "${boots[@]}"; do
 	case $b in
 	c) what="loop.ko guest ($oracle_profile kernel)" ;;
 	crash-c-*) what="loop.ko ${b#crash-c-} guest of crash.sh ($oracle_profile kernel)" ;;
-	crash-rust-*) what="rust_loop ${b#crash-rust-} guest of crash.sh (test kernel)" ;;
-	*) what="rust_loop guest $b (test kernel)" ;;
+	crash-rust-*) what="rust_loop ${b#crash-rust-} guest of crash.sh ($subject kernel)" ;;
+	*) what="rust_loop guest $b ($subject kernel)" ;;
 	esac
 	# tests/run.sh exits 0 whatever the tests said (they speak in TAP);
 	# any other status is the pipeline's failure (124: crashed or timed
@@ -284,7 +289,7 @@ fi
 
 # Where the time went: seconds and processes (forks) per program and
 # driver ("# time:" lines of tests/run.sh).
-echo "# seconds and processes per program (rust_loop on the test kernel, loop.ko on the $oracle_profile kernel):"
+echo "# seconds and processes per program (rust_loop on the $subject kernel, loop.ko on the $oracle_profile kernel):"
 cat "$RL_CACHE/runs/$id"-*/out 2>/dev/null | tr -d '\r' | grep '^# time: ' |
 	awk '{ t[$4] += 0; v[$4, $3] = $5; f[$4, $3] = $7; tot[$3] += $5; ftot[$3] += $7 }
 		END {

@@ -11,7 +11,11 @@
 #   src/linux-<version>/     the unpacked linux-source package
 #   kernel/<profile>-<key>/  an O= kernel build; <key> hashes the source
 #                            version, the config fragments, the toolchain and
-#                            scripts/build-kernel.sh
+#                            scripts/build-kernel.sh; for the debian profile,
+#                            Debian's unpacked kernel (scripts/build-debian.sh)
+#   debian-debs/             Debian's kernel packages (debian-kernel.lock)
+#   debian-rustgen/          the Rust artifacts of Debian's headers, built
+#                            from src/ with their .config (an O= tree)
 #   runs/<id>/               one directory per guest boot: the serial log, the
 #                            command, its exit status and, while the guest
 #                            runs, its scratch disk
@@ -60,13 +64,25 @@ RL_KSRC=$RL_CACHE/src/linux-$(rl_kernel_pkg_version | tr "~+:" "___")
 rl_profile_make_flags() {
 	case "$1" in
 	test) echo "LLVM=-19" ;;
-	release) echo "" ;;
-	*) rl_die "unknown kernel profile '$1' (test or release)" ;;
+	release | debian) echo "" ;;
+	*) rl_die "unknown kernel profile '$1' (test, release or debian)" ;;
 	esac
 }
 
+# The debian profile is Debian's packaged kernel (scripts/build-debian.sh),
+# keyed by its lock file, the toolchain, the chroot its headers are
+# unpacked into, and the script.
 rl_kernel_key() {
 	local profile=$1
+	if [ "$profile" = debian ]; then
+		{
+			cat "$RL_TOP/scripts/debian-kernel.lock"
+			rl_lock_entries
+			rl_chroot_key
+			cat "$RL_TOP/scripts/build-debian.sh"
+		} | rl_hash
+		return
+	fi
 	{
 		rl_kernel_pkg_version
 		rl_lock_entries
@@ -77,6 +93,15 @@ rl_kernel_key() {
 }
 
 rl_kernel_dir() { echo "$RL_CACHE/kernel/$1-$(rl_kernel_key "$1")"; }
+
+# Builds (or, for debian, prepares) the kernel of a profile if it is not
+# cached, and prints its directory.
+rl_kernel() {
+	case "$1" in
+	debian) "$RL_TOP/scripts/build-debian.sh" ;;
+	*) "$RL_TOP/scripts/build-kernel.sh" "$1" ;;
+	esac
+}
 
 # Deletes the builds of a profile under keys other than the current one.
 rl_prune_kernels() {

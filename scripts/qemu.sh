@@ -7,7 +7,7 @@
 # tree at /lib/modules and a scratch disk. scripts/guest-init is PID 1.
 #
 #   scripts/qemu.sh [options] [--] [COMMAND]
-#     --profile test|release  which kernel (default release)
+#     --profile test|release|debian  which kernel (default release)
 #     --insmod PATH           insmod this module before COMMAND
 #     --timeout SECONDS       kill the guest after this long (default none)
 #     --disk FILE             FILE as a second disk, /dev/vdb, kept after
@@ -48,8 +48,21 @@ done
 cmd="$*"
 
 kdir=$(rl_kernel_dir "$profile")
-[ -f "$kdir/.complete" ] || kdir=$("$RL_TOP/scripts/build-kernel.sh" "$profile")
+[ -f "$kdir/.complete" ] || kdir=$(rl_kernel "$profile")
 krel=$(cat "$kdir/kernelrelease")
+# A kernel built here has its image and module tree in its build
+# directory; Debian's (scripts/build-debian.sh) has them where the
+# packages put them, and an initramfs that loads the modules its root
+# needs.
+if [ "$profile" = debian ]; then
+	kimage=$kdir/root/usr/lib/modules/$krel/vmlinuz
+	kmodules=$kdir/root/usr/lib/modules
+	initrd=(-initrd "$kdir/initrd.img")
+else
+	kimage=$kdir/arch/x86/boot/bzImage
+	kmodules=$kdir/modroot/lib/modules
+	initrd=()
+fi
 
 run=${RL_RUN_DIR:-$RL_CACHE/runs/$(date +%Y%m%d-%H%M%S)-$$}
 mkdir -p "$run"
@@ -116,11 +129,11 @@ fi
 
 qemu=(qemu-system-x86_64 $accel -machine q35 -smp "${QEMU_SMP:-2}" -m "${QEMU_MEM:-2G}"
 	-nodefaults -no-reboot -display none
-	-kernel "$kdir/arch/x86/boot/bzImage"
+	-kernel "$kimage" "${initrd[@]}"
 	-fsdev "local,id=root,path=/mnt/guest-root,security_model=none,readonly=on"
 	-device virtio-9p-pci,fsdev=root,mount_tag=root
 	-virtfs "local,path=$RL_TOP,mount_tag=project,security_model=none"
-	-virtfs "local,path=$kdir/modroot/lib/modules,mount_tag=modules,security_model=none,readonly=on"
+	-virtfs "local,path=$kmodules,mount_tag=modules,security_model=none,readonly=on"
 	-virtfs "local,path=$run,mount_tag=run,security_model=none"
 	-drive "file=$scratch,if=virtio,format=raw,cache=unsafe,discard=unmap"
 	-device virtio-serial-pci)

@@ -161,9 +161,12 @@ kmsg_clean() {
 }
 
 # scsi_debug_disk: prints /dev/sdX of the scsi_debug disk once it appears
-# (within 5 s after modprobe scsi_debug); fails if none does.
+# (within 5 s after modprobe scsi_debug); fails if none does. The SCSI disk
+# driver is a module on Debian's kernel, which udev would load: the guest
+# has no udev, so it is loaded here (built in on the project's kernels).
 scsi_debug_disk() {
 	local disk i
+	modprobe -q sd_mod || :
 	for ((i = 0; i < 50; i++)); do
 		for disk in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*; do
 			[ -b "/dev/${disk##*/}" ] && { echo "/dev/${disk##*/}"; return 0; }
