@@ -41,6 +41,14 @@ pub(crate) const MINORBITS: u32 = bindings::MINORBITS;
 /// `SECTOR_SIZE`.
 pub(crate) const SECTOR_SIZE: u32 = 512;
 
+/// `max_loop`'s default, as loop.c's: the kernel's
+/// `CONFIG_BLK_DEV_LOOP_MIN_COUNT` (devices made at load time), or its
+/// Kconfig default where the kernel has no loop driver configured.
+#[cfg(CONFIG_BLK_DEV_LOOP)]
+const LOOP_MIN_COUNT: i32 = bindings::CONFIG_BLK_DEV_LOOP_MIN_COUNT as i32;
+#[cfg(not(CONFIG_BLK_DEV_LOOP))]
+const LOOP_MIN_COUNT: i32 = 8;
+
 module! {
     type: RustLoopModule,
     name: "rust_loop",
@@ -55,7 +63,7 @@ module! {
 mod params {
     crate::sys::param::int_param!(
         max_loop,
-        8, // CONFIG_BLK_DEV_LOOP_MIN_COUNT's default
+        super::LOOP_MIN_COUNT,
         i32::MIN,
         "Maximum number of loop devices"
     );

@@ -184,7 +184,8 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).
-pub(crate) fn work(rq: Request<LoopDevice>) {
+pub(crate) fn work(mut rq: Request<LoopDevice>) {
+    rq.clear_nowait();
     let op = rq.op();
     let Some(io) = rq.io() else {
         rq.end(Status::IOERR);
@@ -202,10 +203,10 @@ pub(crate) fn work(rq: Request<LoopDevice>) {
     }
     let status = match op {
         Op::Read | Op::Write => {
-            let flags = RwFlags {
-                direct: io.direct,
-                dsync: rq.fua(),
-            };
+            // No REQ_FUA reaches the driver: as loop.c, the device does
+            // not advertise FUA, so the block layer turns a FUA write
+            // into a write and a flush.
+            let flags = RwFlags { direct: io.direct };
             if let Err(rq) = rq.read_write(op == Op::Write, flags) {
                 rq.end(Status::IOERR);
             }

@@ -18,8 +18,6 @@ pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
 /// `XA_MARK_1`.
 pub(crate) const XA_MARK_1: u32 = 1;
-/// `IOCB_DSYNC`.
-pub(crate) const IOCB_DSYNC: i32 = 0x2;
 /// `__GFP_IO`.
 pub(crate) const GFP_IO: u32 = 1 << 6;
 /// `__GFP_FS`.
@@ -30,8 +28,6 @@ pub(crate) const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 pub(crate) const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
 /// `FALLOC_FL_ZERO_RANGE`.
 pub(crate) const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
-/// `REQ_FUA`.
-pub(crate) const REQ_FUA: u32 = 1 << 17;
 /// `REQ_NOUNMAP`.
 pub(crate) const REQ_NOUNMAP: u32 = 1 << 28;
 /// `BLK_FEAT_WRITE_CACHE`.

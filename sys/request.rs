@@ -97,8 +97,6 @@ pub(crate) trait RwTarget {
 pub(crate) struct RwFlags {
     /// `IOCB_DIRECT`, completing asynchronously through `ki_complete`.
     pub(crate) direct: bool,
-    /// `IOCB_DSYNC`: the data is stable once the write completes.
-    pub(crate) dsync: bool,
 }
 
 const PDU_WRITE: u32 = 1 << 0;
@@ -230,9 +228,13 @@ impl<T: DiskOps> Request<T> {
         unsafe { (*self.raw()).cmd_flags }
     }
 
-    /// `REQ_FUA` is set.
-    pub(crate) fn fua(&self) -> bool {
-        self.cmd_flags() & helpers::REQ_FUA != 0
+    /// Clears `REQ_NOWAIT`, for a request in a context that may block, as
+    /// `loop_handle_cmd()` does.
+    pub(crate) fn clear_nowait(&mut self) {
+        let nowait = 1u32 << bindings::req_flag_bits___REQ_NOWAIT;
+        // SAFETY: an owned request (type invariant): its flags are the
+        // driver's to change until it hands the request back.
+        unsafe { (*self.raw()).cmd_flags &= !nowait };
     }
 
     /// `REQ_NOUNMAP` is set.
@@ -420,9 +422,6 @@ impl<T: DiskOps> Request<T> {
         let mut ki_flags = 0;
         if flags.direct {
             ki_flags |= bindings::IOCB_DIRECT as c_int;
-        }
-        if flags.dsync {
-            ki_flags |= helpers::IOCB_DSYNC;
         }
         // SAFETY: the kiocb is ours until the I/O completes; zeroed, then
         // set up as `lo_rw_aio()` does.
