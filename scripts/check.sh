@@ -34,7 +34,7 @@
 t0=$(date +%s)
 subject=${KERNEL:-test}
 oracle_profile=${KERNEL:-${ORACLE_PROFILE:-release}}
-case $subject in test | debian) ;; *) rl_die "KERNEL=$subject: test (default) or debian" ;; esac
+case $subject in test | debian | kcsan) ;; *) rl_die "KERNEL=$subject: test (default), debian or kcsan" ;; esac
 ko=$RL_TOP/build/$subject/rust_loop.ko
 tier=
 [ -n "${QUICK:-}" ] && tier=quick
@@ -271,7 +271,9 @@ for b in "${boots[@]}"; do
 	# before any module or test), is the kernel's (one seen so far: an
 	# early interrupt in identify_boot_cpu on a heavily loaded TCG host):
 	# shown, not counted. Everything from init on counts.
-	boot_end=$(grep -n -m1 'Run /sbin/rust-loop-init as init process' "$log" 2>/dev/null | cut -d: -f1)
+	# (An initramfs's /init, on Debian's kernel, counts as init.)
+	boot_end=$(grep -n -m1 -E 'Run /(sbin/rust-loop-init|init) as init process' "$log" 2>/dev/null |
+		cut -d: -f1 || true)
 	if [ -n "$boot_end" ] && head -n "$boot_end" "$log" | grep -Eq "$splat"; then
 		echo "# $what: a kernel splat during boot, before init (not counted):"
 		head -n "$boot_end" "$log" | grep -En -B2 -A25 "$splat" | head -60 | sed 's/^/# /'

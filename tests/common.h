@@ -79,15 +79,26 @@ static inline bool drv_loaded(void)
 	return access(p, F_OK) == 0;
 }
 
-/* finit_module() the driver with @params; returns 0 or -errno. */
+#ifndef MODULE_INIT_COMPRESSED_FILE
+#define MODULE_INIT_COMPRESSED_FILE 4
+#endif
+
+/*
+ * finit_module() the driver with @params; returns 0 or -errno. A compressed
+ * module file (Debian's kernel ships loop.ko.xz) is handed to the kernel
+ * to decompress, as kmod does.
+ */
 static inline int drv_load(const char *params)
 {
-	int fd = open(drv_path(), O_RDONLY | O_CLOEXEC);
+	const char *path = drv_path();
+	const char *dot = strrchr(path, '.');
+	int flags = dot && strcmp(dot, ".ko") ? MODULE_INIT_COMPRESSED_FILE : 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int ret;
 
 	if (fd < 0)
 		return -errno;
-	ret = syscall(SYS_finit_module, fd, params ? params : "", 0);
+	ret = syscall(SYS_finit_module, fd, params ? params : "", flags);
 	ret = ret ? -errno : 0;
 	close(fd);
 	return ret;
