@@ -63,9 +63,9 @@ RL_KSRC=$RL_CACHE/src/linux-$(rl_kernel_pkg_version | tr "~+:" "___")
 # KASAN with Rust; the release kernel is built with gcc, as Debian does.
 rl_profile_make_flags() {
 	case "$1" in
-	test) echo "LLVM=-19" ;;
+	test | kcsan) echo "LLVM=-19" ;;
 	release | debian) echo "" ;;
-	*) rl_die "unknown kernel profile '$1' (test, release or debian)" ;;
+	*) rl_die "unknown kernel profile '$1' (test, release, kcsan or debian)" ;;
 	esac
 }
 
