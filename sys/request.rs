@@ -455,7 +455,7 @@ impl<T: DiskOps> Request<T> {
         };
         // SAFETY: `bvec` points at `nr` bio_vecs describing the request's
         // pages, valid until the I/O completes (the request's own bios, or
-        // the PDU's array, freed only by `finish`).
+        // the PDU's array, freed only by `finish_ref` once the I/O is done).
         let ret = unsafe {
             bindings::iov_iter_bvec(
                 iter.as_mut_ptr(),
