@@ -62,16 +62,12 @@ kcfg() { sed -n "s/^$1=\"\{0,1\}\([^\"]*\)\"\{0,1\}$/\1/p" "$hdr/.config"; }
 [ "$(kcfg CONFIG_RUST)" = y ] || die "the kernel of $hdr has no CONFIG_RUST: Rust modules cannot load on it"
 krel=$(cat "$hdr/include/config/kernel.release" 2>/dev/null) || die "$hdr has no include/config/kernel.release"
 
-# The Debian package versions: the headers' and the source's must be one.
+# The Debian package of the headers.
 if [ -z "$hver" ]; then
 	hpkg=$(dpkg-query -S "$hdr/.config" 2>/dev/null | cut -d: -f1 | head -1 || true)
 	[ -n "$hpkg" ] || die "$hdr/.config belongs to no Debian package: not Debian's headers"
 	hver=$(dpkg-query -W -f '${Version}' "$hpkg")
 fi
-mm=$(echo "$krel" | cut -d. -f1,2)
-sver=$(dpkg-query -W -f '${Version}' "linux-source-$mm" 2>/dev/null || true)
-[ "$sver" = "$hver" ] ||
-	die "linux-source-$mm is '${sver:-not installed}', the headers are $hver: install linux-source-$mm=$hver"
 
 # The toolchain the kernel was built with.
 # The compiler's name is the first word of its version text
@@ -87,6 +83,12 @@ tool gcc "$(kcfg CONFIG_CC_VERSION_TEXT)" "$cc" --version
 tool rustc "$(kcfg CONFIG_RUSTC_VERSION_TEXT)" rustc --version
 tool bindgen "$(kcfg CONFIG_BINDGEN_VERSION_TEXT)" bindgen --version
 command -v pahole >/dev/null || die "no pahole: install pahole (Debian dwarves), which the kernel's .config needs"
+
+# The source's package version must be the headers'.
+mm=$(echo "$krel" | cut -d. -f1,2)
+sver=$(dpkg-query -W -f '${Version}' "linux-source-$mm" 2>/dev/null || true)
+[ "$sver" = "$hver" ] ||
+	die "linux-source-$mm is '${sver:-not installed}', the headers are $hver: install linux-source-$mm=$hver"
 
 work=${work:-$PWD/build/rust-headers-$krel}
 mkdir -p "$work"
