@@ -33,8 +33,13 @@
 
 t0=$(date +%s)
 subject=${KERNEL:-test}
-oracle_profile=${KERNEL:-${ORACLE_PROFILE:-release}}
-case $subject in test | debian | kcsan) ;; *) rl_die "KERNEL=$subject: test (default), debian or kcsan" ;; esac
+# loop.ko runs on the release kernel beside the test kernel, and on the
+# kernel itself otherwise (Debian's loop.ko is the oracle there).
+case $subject in
+test) oracle_profile=${ORACLE_PROFILE:-release} ;;
+debian | kcsan) oracle_profile=${ORACLE_PROFILE:-$subject} ;;
+*) rl_die "KERNEL=$subject: test (default), debian or kcsan" ;;
+esac
 ko=$RL_TOP/build/$subject/rust_loop.ko
 tier=
 [ -n "${QUICK:-}" ] && tier=quick
