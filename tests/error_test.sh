@@ -39,22 +39,6 @@ trap cleanup EXIT
 mkdir -p "$work" "$tmp"
 kmsg_mark=$(dmesg | wc -l)
 
-# fails_with MESSAGE CMD...: CMD fails within 120 s and says MESSAGE.
-fails_with() {
-	local msg=$1 out rc
-	shift
-	out=$(timeout 120 "$@" 2>&1)
-	rc=$?
-	if [ "$rc" = 124 ]; then
-		t_diag "\`$*\` did not finish in 120 s"
-		return 1
-	fi
-	if [ "$rc" = 0 ] || [[ $out != *"$msg"* ]]; then
-		t_diag "\`$*\`: rc=$rc, output '$out', want a failure with '$msg'"
-		return 1
-	fi
-}
-
 enospc() {
 	local img=$tmp/full.img
 	mount -t tmpfs -o size=4M tmpfs "$tmp" || return 1

@@ -116,6 +116,22 @@ tier() {
 	fi
 }
 
+# fails_with MESSAGE CMD...: CMD fails within 120 s and says MESSAGE.
+fails_with() {
+	local msg=$1 out rc
+	shift
+	out=$(timeout 120 "$@" 2>&1)
+	rc=$?
+	if [ "$rc" = 124 ]; then
+		t_diag "\`$*\` did not finish in 120 s"
+		return 1
+	fi
+	if [ "$rc" = 0 ] || [[ $out != *"$msg"* ]]; then
+		t_diag "\`$*\`: rc=$rc, output '$out', want a failure with '$msg'"
+		return 1
+	fi
+}
+
 t_done() { exit "$t_failed"; }
 
 # sysread PATH: $v = the file's first line, or <absent> (no fork).
