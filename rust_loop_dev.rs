@@ -247,8 +247,12 @@ impl LoopDevice {
 
     /// Partition rescan after (re)configuration, outside the locks;
     /// `file_name` is the `lo_file_name` the warning names on failure.
-    pub(crate) fn reread_partitions(&self, disk: &GenDisk, file_name: &[u8; uapi::LO_NAME_SIZE]) {
-        if let Err(e) = disk.rescan_partitions() {
+    pub(crate) fn reread_partitions(
+        &self,
+        bdev: &BlockDevice,
+        file_name: &[u8; uapi::LO_NAME_SIZE],
+    ) {
+        if let Err(e) = bdev.rescan_partitions() {
             let len = file_name
                 .iter()
                 .position(|&b| b == 0)
@@ -351,7 +355,7 @@ impl LoopDevice {
         drop(lo);
         drop(validate);
         if partscan {
-            self.reread_partitions(disk, &file_name);
+            self.reread_partitions(bdev, &file_name);
         }
         drop(claim);
         Ok(())

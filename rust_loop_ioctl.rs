@@ -56,7 +56,7 @@ pub(crate) fn ioctl(
                 return Err(EPERM);
             }
             let old: LoopInfo = user(size_of::<LoopInfo>()).reader().read()?;
-            set_status(lo, disk, &info64_from_old(&old))?;
+            set_status(lo, bdev, &info64_from_old(&old))?;
         }
         uapi::LOOP_GET_STATUS => {
             if arg == 0 {
@@ -70,7 +70,7 @@ pub(crate) fn ioctl(
                 return Err(EPERM);
             }
             let info: LoopInfo64 = user(size_of::<LoopInfo64>()).reader().read()?;
-            set_status(lo, disk, &info)?;
+            set_status(lo, bdev, &info)?;
         }
         uapi::LOOP_GET_STATUS64 => {
             if arg == 0 {
@@ -123,7 +123,7 @@ pub(crate) fn compat_ioctl(
                 return Err(EPERM);
             }
             let c: CompatLoopInfo = user(size_of::<CompatLoopInfo>()).reader().read()?;
-            set_status(lo, bdev.disk(), &info64_from_compat(&c))?;
+            set_status(lo, bdev, &info64_from_compat(&c))?;
             Ok(0)
         }
         uapi::LOOP_GET_STATUS => {
@@ -222,7 +222,8 @@ fn get_status(lo: &LoopDevice) -> Result<LoopInfo64> {
 }
 
 /// `loop_set_status()`.
-fn set_status(lo: &LoopDevice, disk: &GenDisk, info: &LoopInfo64) -> Result {
+fn set_status(lo: &LoopDevice, bdev: &BlockDevice, info: &LoopInfo64) -> Result {
+    let disk = bdev.disk();
     let mut cfg = lo.lock_in(LoState::Bound, ENXIO)?;
     let size_changed = cfg.offset != info.lo_offset || cfg.sizelimit != info.lo_sizelimit;
     if size_changed {
@@ -252,7 +253,7 @@ fn set_status(lo: &LoopDevice, disk: &GenDisk, info: &LoopInfo64) -> Result {
     let file_name = cfg.file_name;
     drop(cfg);
     if partscan {
-        lo.reread_partitions(disk, &file_name);
+        lo.reread_partitions(bdev, &file_name);
     }
     Ok(())
 }
@@ -340,7 +341,7 @@ fn change_fd(lo: &LoopDevice, bdev: &BlockDevice, fd: u32) -> Result {
     // As loop_change_fd(): the partitions are rescanned once uevents are
     // on again, so that udev sees them removed *and* added back.
     if let Ok(Some(file_name)) = &ret {
-        lo.reread_partitions(disk, file_name);
+        lo.reread_partitions(bdev, file_name);
     }
     disk.uevent_change();
     ret.map(|_| ())

@@ -595,21 +595,6 @@ impl GenDisk {
         }
     }
 
-    /// Rescans the partitions (`bdev_disk_changed` under `open_mutex`).
-    pub(crate) fn rescan_partitions(&self) -> Result {
-        // SAFETY: a live disk; `open_mutex` is a valid mutex that the caller
-        // does not hold (it holds it only in `release`, which has
-        // [`ReleasingDisk::rescan_partitions`] instead).
-        let rc = unsafe {
-            let m = ptr::addr_of_mut!((*self.raw()).open_mutex);
-            bindings::mutex_lock(m);
-            let rc = bindings::bdev_disk_changed(self.raw(), false);
-            bindings::mutex_unlock(m);
-            rc
-        };
-        to_result(rc)
-    }
-
     /// `sync_blockdev()` and `invalidate_bdev()` of the whole disk, before
     /// its geometry changes.
     pub(crate) fn sync_and_invalidate(&self) {
@@ -673,6 +658,29 @@ pub(crate) struct BlockDevice(Opaque<bindings::block_device>);
 impl BlockDevice {
     fn raw(&self) -> *mut bindings::block_device {
         self.0.get()
+    }
+
+    /// Rescans the partitions of its disk (`bdev_disk_changed` under
+    /// `open_mutex`).
+    ///
+    /// A method of the block device rather than of [`GenDisk`], so that it
+    /// cannot be reached where `open_mutex` is held: the `open` and
+    /// `release` callbacks get a [`GenDisk`] and a [`ReleasingDisk`], from
+    /// which no `BlockDevice` can be had (`release` has
+    /// [`ReleasingDisk::rescan_partitions`] instead); a `BlockDevice` is
+    /// handed only to the ioctl callbacks, which run without it.
+    pub(crate) fn rescan_partitions(&self) -> Result {
+        let disk = self.disk().raw();
+        // SAFETY: a live disk; `open_mutex` is a valid mutex that this
+        // context does not hold (see above).
+        let rc = unsafe {
+            let m = ptr::addr_of_mut!((*disk).open_mutex);
+            bindings::mutex_lock(m);
+            let rc = bindings::bdev_disk_changed(disk, false);
+            bindings::mutex_unlock(m);
+            rc
+        };
+        to_result(rc)
     }
 
     /// The disk this block device belongs to.
