@@ -19,9 +19,10 @@
 //! direct I/O completes asynchronously through the kiocb, buffered I/O in
 //! order. I/O of any other cgroup, flushes, discards and write-zeroes get
 //! a work item each and proceed in parallel, so that no cgroup waits
-//! behind another's throttled or blocked writes (see [`queue_rq`]). Each device has a workqueue of its own, so
-//! a device stacked on another one, or one whose backing store hangs,
-//! never waits for work slots of another device.
+//! behind another's throttled or blocked writes (see [`queue_rq`]). Each
+//! device has a workqueue of its own, so a device stacked on another one,
+//! or one whose backing store hangs, never waits for work slots of another
+//! device.
 //!
 //! As in `loop_handle_cmd()`, the worker does a request's I/O in the name
 //! of the cgroup that issued it: the blkcg of its first bio and the memory
