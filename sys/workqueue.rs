@@ -28,12 +28,11 @@ impl OwnedQueue {
     /// item queued by a request runs on the CPU that queued it: the
     /// submitter, which is about to sleep waiting for the I/O, gives way
     /// to the worker on its own CPU, and the worker wakes it there, with
-    /// no wakeup sent to another CPU either way. Measured with `make
-    /// bench` (instruction counts, 2 vCPUs): 4k reads at queue depth 1
-    /// cost 20 202 guest ns instead of 21 618 (6.5 % less), queue depth 32
-    /// and 1 MiB I/O the same. A work item that sleeps lets the pool run
-    /// the next one, so a device whose backing store blocks does not
-    /// hold up the others queued on that CPU.
+    /// no wakeup sent to another CPU either way (what that saves per I/O
+    /// at queue depth 1 is measured in `Documentation/benchmark.rst`;
+    /// deeper queues and 1 MiB I/O gain nothing). A work item that sleeps
+    /// lets the pool run the next one, so a device whose backing store
+    /// blocks does not hold up the others queued on that CPU.
     pub(crate) fn new_percpu_freezable(name: &CStr) -> Result<Self> {
         let flags = bindings::wq_flags_WQ_PERCPU | bindings::wq_flags_WQ_FREEZABLE;
         // SAFETY: `"%s"` with one valid NUL-terminated string argument;
