@@ -250,7 +250,6 @@ result() { # result OK|FAIL DESCRIPTION
 	fi
 }
 
-splat='WARNING:|BUG:|Oops|KASAN|possible circular locking|possible recursive locking|inconsistent lock state|hung_task|blocked for more than|RCU stall|rcu_sched self-detected|stall on CPU|UBSAN|kernel panic|Kernel panic|refcount_t:|list_add corruption|list_del corruption|general protection fault|rust_panic|panicked at'
 ran=$n
 for b in "${boots[@]}"; do
 	dir=$RL_CACHE/runs/$id-$b
@@ -276,15 +275,14 @@ for b in "${boots[@]}"; do
 	# before any module or test), is the kernel's (one seen so far: an
 	# early interrupt in identify_boot_cpu on a heavily loaded TCG host):
 	# shown, not counted. Everything from init on counts.
-	# (An initramfs's /init, on Debian's kernel, counts as init.)
-	boot_end=$(grep -n -m1 -E 'Run /(sbin/rust-loop-init|init) as init process' "$log" 2>/dev/null |
-		cut -d: -f1 || true)
-	if [ -n "$boot_end" ] && head -n "$boot_end" "$log" | grep -Eq "$splat"; then
+	found=$("$RL_TOP/scripts/splats.sh" boot "$log")
+	if [ -n "$found" ]; then
 		echo "# $what: a kernel splat during boot, before init (not counted):"
-		head -n "$boot_end" "$log" | grep -En -B2 -A25 "$splat" | head -60 | sed 's/^/# /'
+		printf '%s\n' "$found" | sed -n '1,60s/^/# /p'
 	fi
-	if [ -f "$log" ] && tail -n +"${boot_end:-1}" "$log" | grep -Eq "$splat"; then
-		tail -n +"${boot_end:-1}" "$log" | grep -En -B2 -A25 "$splat" | head -120 | sed 's/^/# /'
+	found=$("$RL_TOP/scripts/splats.sh" run "$log")
+	if [ -n "$found" ]; then
+		printf '%s\n' "$found" | sed -n '1,120s/^/# /p'
 		result FAIL "$what: kernel log has no splat (serial log $log)"
 	else
 		result OK "$what: kernel log has no splat"

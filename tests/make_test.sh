@@ -5,7 +5,9 @@
 # hands the command to the guest exactly as typed, $ and quotes and all
 # (issue 13). It reads what make would run (make -n) and parses the
 # scripts/qemu.sh line as the recipe's shell would; nothing is booted.
-# Runs once, with LOOP_DRIVER=rust; for c its cases are skipped.
+# And `make check`'s splat check (scripts/splats.sh) finds a splat early
+# in a serial log of many megabytes, counts one after init and not one
+# before it. Runs once, with LOOP_DRIVER=rust; for c its cases are skipped.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -51,4 +53,31 @@ for i in "${!cmds[@]}"; do
 		t_fail "$desc"
 	fi
 done
+
+# splat_case DESC PART WANT LINES...: a serial log of LINES with 200 000
+# filler lines after them; scripts/splats.sh PART finds a splat (WANT=1)
+# or none (WANT=0).
+splat_case() {
+	local desc=$1 part=$2 want=$3 log=$T_SCRATCH/make-test-serial.log got
+	shift 3
+	if [ "${LOOP_DRIVER:-rust}" = c ]; then
+		t_skip "$desc" "tests make check, not a driver; runs with rust_loop"
+		return
+	fi
+	{ printf '%s\n' "$@"; seq -f '[ %g.000000] filler' 200000; } >"$log"
+	got=$("$T_TOP/scripts/splats.sh" "$part" "$log")
+	rm -f "$log"
+	if [ "$([ -n "$got" ] && echo 1 || echo 0)" = "$want" ]; then
+		t_ok "$desc"
+	else
+		t_diag "scripts/splats.sh $part printed:" "${got:-(nothing)}"
+		t_fail "$desc"
+	fi
+}
+init='[    1.000000] Run /sbin/rust-loop-init as init process'
+warn='[    2.000000] WARNING: CPU: 0 PID: 1 at drivers/block/x.c:1 f+0x1/0x2'
+splat_case "make check finds a splat at the start of a long serial log" run 1 "$init" "$warn"
+splat_case "make check counts no splat in a long log that has none" run 0 "$init"
+splat_case "make check does not count a splat before init, and shows it" boot 1 "$warn" "$init"
+splat_case "make check's splat before init is not one after it" run 0 "$warn" "$init"
 t_done
