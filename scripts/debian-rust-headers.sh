@@ -64,7 +64,8 @@ krel=$(cat "$hdr/include/config/kernel.release" 2>/dev/null) || die "$hdr has no
 
 # The Debian package of the headers.
 if [ -z "$hver" ]; then
-	hpkg=$(dpkg-query -S "$hdr/.config" 2>/dev/null | cut -d: -f1 | head -1 || true)
+	hpkg=$(dpkg-query -S "$hdr/.config" 2>/dev/null || true)
+	hpkg=${hpkg%%:*}
 	[ -n "$hpkg" ] || die "$hdr/.config belongs to no Debian package: not Debian's headers"
 	hver=$(dpkg-query -W -f '${Version}' "$hpkg")
 fi
@@ -75,7 +76,11 @@ fi
 cc=$(kcfg CONFIG_CC_VERSION_TEXT | cut -d' ' -f1)
 tool() {
 	local what=$1 want=$2 have
-	have=$("${@:3}" 2>/dev/null | head -1) || have=
+	# The whole output, then its first line: `| head -1` would end the
+	# tool with SIGPIPE now and then, and pipefail would read that as
+	# "no such tool".
+	have=$("${@:3}" 2>/dev/null) || have=
+	have=${have%%$'\n'*}
 	[ "$want" = "$have" ] ||
 		die "the kernel was built with $what '$want', this machine has '${have:-none}' (install the toolchain the kernel names)"
 }
