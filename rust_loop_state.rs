@@ -208,12 +208,12 @@ impl DevState {
     /// The first step of the detach (`__loop_clr_fd()`), at the last close
     /// of a device in `Rundown`, without `lo_mutex`: sysfs and the chain
     /// checks stop seeing the backing file, then the request path is
-    /// unbound. No request is in flight (this is the last close), so the
-    /// queue is not frozen, as in `loop.c`; [`Disk::release_io`] checks it.
+    /// unbound ([`Disk::release_io`]). No request is in flight (this is
+    /// the last close), so the queue is not frozen, as in `loop.c`;
+    /// [`Disk::release_io`] checks it.
     pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &ReleasingDisk<'_>) {
         self.shown.lock().file = None;
         if let Ok(mut io) = disk.release_io(gendisk) {
-            io.unbind();
             *io.io() = Io::unbound();
         }
     }

@@ -75,7 +75,8 @@ pub(crate) trait DiskOps: Send + Sync + Sized + 'static {
     /// freezing the queue when it is not ([`Disk::bind_io`], as
     /// `loop_configure()` binds), changed only with the queue frozen
     /// ([`Disk::freeze_io`]), as `loop.c` changes its backing file, offset
-    /// and direct-I/O flag, and unbinds.
+    /// and direct-I/O flag, and unbound at the last close
+    /// ([`Disk::release_io`]).
     type Io: request::RwTarget + Send + Sync;
 
     /// The disk of this driver state.
@@ -157,7 +158,7 @@ pub(crate) struct Disk<T: DiskOps> {
     io_lock: Mutex<()>,
     io: UnsafeCell<T::Io>,
     /// Whether requests may read `io`: set by [`Disk::bind_io`] after
-    /// writing it, cleared by [`IoGuard::unbind`] with no request in flight.
+    /// writing it, cleared by [`Disk::release_io`].
     io_bound: Atomic<bool>,
     _p: PhantomData<T>,
 }
@@ -167,9 +168,9 @@ pub(crate) struct Disk<T: DiskOps> {
 unsafe impl<T: DiskOps> Send for Disk<T> {}
 // SAFETY: `&self` methods serialize on `state`; `io` is shared only as
 // `&T::Io` (`T::Io: Sync`) while `io_bound` is set and no `IoGuard` exists;
-// an `IoGuard` excludes every request (its invariant) and every other guard
-// or `bind_io` (`io_lock`), and `bind_io` writes `io` only while `io_bound`
-// is clear, so that no request holds a reference to it.
+// an `IoGuard` excludes every request's reference (its invariant) and every
+// other guard or `bind_io` (`io_lock`), and `bind_io` writes `io` only while
+// `io_bound` is clear, so that no request holds a reference to it.
 unsafe impl<T: DiskOps> Sync for Disk<T> {}
 
 impl<T: DiskOps> Disk<T> {
@@ -300,17 +301,27 @@ impl<T: DiskOps> Disk<T> {
     /// The data-path state, for [`Request::io`]; `None` while the disk is
     /// not bound to one.
     ///
+    /// [`Request::io`]: super::request::Request::io
+    ///
     /// # Safety
     ///
-    /// No [`IoGuard`] of this disk exists for the returned lifetime.
+    /// The caller is a request of this disk, started (so that a frozen
+    /// [`IoGuard`] cannot exist while it is in flight) before a full
+    /// barrier that precedes this call (so that [`Disk::release_io`] sees
+    /// it in flight or this call sees the disk unbound), and the returned
+    /// reference does not outlive the request.
     pub(super) unsafe fn io_unchecked(&self) -> Option<&T::Io> {
         // Pairs with the release store in `bind_io`: what it wrote is seen.
         if !self.io_bound.load(Acquire) {
             return None;
         }
-        // SAFETY: no `IoGuard` by the caller's guarantee, and `bind_io`
-        // does not write while `io_bound` is set; it is cleared only by an
-        // `IoGuard`, which cannot exist while the returned reference does.
+        // SAFETY: no `IoGuard` exists while the returned reference does: a
+        // frozen one waits for the caller's request to end, and
+        // `release_io` clears `io_bound` before it checks that no request
+        // is in flight, which by the caller's barrier either sees the
+        // caller's request (and freezes) or was made before the load above
+        // (which then read it clear). `bind_io` does not write while
+        // `io_bound` is set, and it is cleared only by an `IoGuard`.
         Some(unsafe { &*self.io.get() })
     }
 
@@ -318,7 +329,7 @@ impl<T: DiskOps> Disk<T> {
     /// as `loop_configure()` binds ("no need to freeze the queue as the
     /// device isn't bound yet"): `f` writes the state; when it succeeds,
     /// requests may read it from then on. `EBUSY` if the disk is bound
-    /// already ([`IoGuard::unbind`] unbinds it).
+    /// already ([`Disk::release_io`] unbinds it).
     pub(crate) fn bind_io<R>(
         &self,
         disk: &GenDisk,
@@ -332,10 +343,10 @@ impl<T: DiskOps> Disk<T> {
             return Err(EBUSY);
         }
         // SAFETY: `io_lock` excludes `IoGuard`s and other `bind_io`s, and no
-        // request reads `io` while `io_bound` is clear: it was cleared by an
-        // `IoGuard` with no request in flight (or never set), and requests
-        // since saw it clear (they started after the queue was unfrozen, or,
-        // for `release_io`'s guard, after an open that took `open_mutex`).
+        // request reads `io` while `io_bound` is clear: it was never set, or
+        // `release_io` cleared it and then saw no request in flight (or
+        // froze the queue until none was), so every request since read it
+        // clear (`IoGuard`'s invariant).
         let r = f(unsafe { &mut *self.io.get() })?;
         self.io_bound.store(true, Release);
         Ok(r)
@@ -352,28 +363,43 @@ impl<T: DiskOps> Disk<T> {
         // INVARIANT: `io_lock` held, then the queue frozen.
         Ok(IoGuard {
             io: &self.io,
-            io_bound: &self.io_bound,
             queue: disk.queue(),
             _lock: lock,
             _frozen: Some(disk.queue().freeze()),
         })
     }
 
-    /// Gives mutable access to the data-path state at the last close of
-    /// `disk`, which must be this handle's gendisk, for the detach of
-    /// `__loop_clr_fd()`: without freezing the queue, as `loop.c` does
-    /// there ("called from the final ->release call only, so there can't
-    /// be any outstanding I/O"), when no opener is left and no request is
-    /// in flight; `loop.c` trusts this, here it is checked, and the queue
-    /// is frozen if it does not hold. A freeze costs an RCU grace period
-    /// and, taken under `open_mutex`, orders the queue's freeze after that
-    /// lock for every disk.
+    /// Unbinds `disk`, which must be this handle's gendisk, from its
+    /// data-path state at its last close and gives mutable access to that
+    /// state, for the detach of `__loop_clr_fd()`: without freezing the
+    /// queue, as `loop.c` does there ("called from the final ->release
+    /// call only, so there can't be any outstanding I/O"), when no opener
+    /// is left and no request is in flight; `loop.c` trusts this, here it
+    /// is checked, and the queue is frozen if it does not hold. A freeze
+    /// costs an RCU grace period and, taken under `open_mutex`, orders the
+    /// queue's freeze after that lock for every disk.
+    ///
+    /// A request can still start with no opener (one requeued before the
+    /// close, dispatched after it), and the unfrozen queue does not stop
+    /// it: `io_bound` is cleared before the in-flight check, and
+    /// [`Request::io`] reads it after the request started, each side with
+    /// a full barrier between, so that either the check sees the request
+    /// and the queue is frozen, or the request sees the disk unbound and
+    /// does not read the state. A request still in flight here (none
+    /// should be: the block layer flushed the disk before its last
+    /// release) finds the disk unbound and fails.
+    ///
+    /// [`Request::io`]: super::request::Request::io
     pub(crate) fn release_io<'a>(&'a self, disk: &'a ReleasingDisk<'a>) -> Result<IoGuard<'a, T>> {
         if disk.raw() != self.gendisk {
             return Err(EINVAL);
         }
         let lock = self.io_lock.lock();
         let q = disk.queue();
+        self.io_bound.store(false, Relaxed);
+        // Orders the store above before the in-flight check's loads of the
+        // requests' states; pairs with the barrier in `Request::io`.
+        smp_mb(Full);
         let frozen = if disk.openers() == 0 && !q.inflight() {
             // Orders the ends of the requests `inflight` saw before the
             // accesses to `io` through the guard.
@@ -387,7 +413,6 @@ impl<T: DiskOps> Disk<T> {
         // flight.
         Ok(IoGuard {
             io: &self.io,
-            io_bound: &self.io_bound,
             queue: q,
             _lock: lock,
             _frozen: frozen,
@@ -418,7 +443,6 @@ impl<T: DiskOps> Disk<T> {
             ret,
             IoGuard {
                 io: &self.io,
-                io_bound: &self.io_bound,
                 queue: q,
                 _lock: lock,
                 _frozen: Some(frozen),
@@ -483,13 +507,13 @@ impl<T: DiskOps> PinnedDrop for Disk<T> {
 /// # Invariants
 ///
 /// `_lock` is the disk's `io_lock`, so no other guard exists, and no
-/// request (thus no [`Request::io`] reference) is in flight: `_frozen`
-/// freezes the queue of the disk owning `io`, or, when `None`, that disk is
-/// in its last release ([`Disk::release_io`]: `open_mutex` held and no
-/// opener, so no request can be submitted) and had no request in flight.
+/// [`Request::io`] reference exists: `_frozen` freezes the queue of the
+/// disk owning `io`, so that no request is in flight, or, when `None`,
+/// that disk is in its last release ([`Disk::release_io`]: `open_mutex`
+/// held, no opener), `io_bound` was cleared and then no request was in
+/// flight, so that every request started since reads `io_bound` clear.
 pub(crate) struct IoGuard<'a, T: DiskOps> {
     io: &'a UnsafeCell<T::Io>,
-    io_bound: &'a Atomic<bool>,
     queue: &'a Queue,
     _frozen: Option<FrozenQueue<'a>>,
     _lock: kernel::sync::MutexGuard<'a, ()>,
@@ -498,20 +522,14 @@ pub(crate) struct IoGuard<'a, T: DiskOps> {
 impl<T: DiskOps> IoGuard<'_, T> {
     /// The data-path state.
     pub(crate) fn io(&mut self) -> &mut T::Io {
-        // SAFETY: no request is in flight (type invariant), so none reads
-        // it, and `&mut self` excludes other accesses through this guard.
+        // SAFETY: no `Request::io` reference exists (type invariant), and
+        // `&mut self` excludes other accesses through this guard.
         unsafe { &mut *self.io.get() }
     }
 
     /// The disk's queue: frozen, unless the guard is [`Disk::release_io`]'s.
     pub(crate) fn queue(&self) -> &Queue {
         self.queue
-    }
-
-    /// Unbinds the disk from its data-path state: requests started after
-    /// the guard stop reading it, and [`Disk::bind_io`] may bind it again.
-    pub(crate) fn unbind(&mut self) {
-        self.io_bound.store(false, Release);
     }
 }
 

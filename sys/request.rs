@@ -36,6 +36,7 @@ use kernel::{
     str::CStr,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        barrier::smp_mb,
         Arc,
     },
     types::{ForeignOwnable, Opaque},
@@ -192,8 +193,14 @@ impl<T: DiskOps> Request<T> {
     /// `None` while the disk is not bound to one
     /// ([`super::disk::Disk::bind_io`]).
     pub(crate) fn io(&self) -> Option<&T::Io> {
-        // SAFETY: the request holds the queue's usage counter, so no
-        // `IoGuard` (which freezes the queue) exists while `&self` does.
+        // Orders this request's start (`blk_mq_start_request`, before the
+        // request became a `Request`) before the load of the disk's
+        // binding; pairs with the barrier in `Disk::release_io`, which
+        // does not freeze the queue.
+        smp_mb(Full);
+        // SAFETY: the request is of this disk, started before the barrier
+        // above (type invariant), and the reference lives no longer than
+        // `&self`.
         unsafe { T::disk(self.driver()).io_unchecked() }
     }
 
