@@ -17,7 +17,7 @@
 #                   icount, 8 under wall)
 #   BENCH_PROFILES  only the profiles matching this extended regex
 #   BENCH_CTL       devices of the control-plane profile (default 256)
-#   BENCH_MEM       devices of the memory profile (default 1000)
+#   BENCH_MEM       devices of the memory profiles (default 1000)
 #   BENCH_PERF      targets ("rust", "c", "rust c", also "raw" or "null")
 #                   whose fio runs are recorded by perf in the guest (built
 #                   by scripts/build-perf.sh); each recording's top symbols

@@ -18,7 +18,8 @@
 # the control plane of Android's apexd (LOOP_CTL_GET_FREE + LOOP_CONFIGURE
 # read-only with direct I/O, no partition scan, then the detach, for N
 # devices, per device); "mem-*" the kernel memory per idle bound device
-# (MemFree and Slab deltas over N devices, bytes per device).
+# (MemFree and Slab deltas over N devices, bytes per device); "idle-*"
+# the same per device added (LOOP_CTL_ADD) and never configured.
 #
 # Prints one line per measurement ("TARGET PROFILE ROUND COST"), then a
 # table of the medians per target, the ratios the goals of issue 14 use,
@@ -88,6 +89,7 @@ profiles=(
 	"fs-ext4-buf|c rust|off|fs"
 	"ctl-$nctl|c rust|on|ctl"
 	"mem-$nmem|c rust|on|mem"
+	"idle-$nmem|c rust|on|idle"
 )
 
 echo "# rust_loop benchmark: $(uname -r), $(nproc) CPUs, $rounds rounds of ${runtime}s per fio run"
@@ -158,7 +160,7 @@ measure() {
 	null) dev=$nullb ;;
 	*)
 		load "$target" || return 1
-		if [ "$kind" != ctl ] && [ "$kind" != mem ]; then
+		if [ "$kind" != ctl ] && [ "$kind" != mem ] && [ "$kind" != idle ]; then
 			dev=$(losetup -f --show --direct-io="$dio" "$img") || return 1
 		fi
 		;;
@@ -167,6 +169,7 @@ measure() {
 	fs) run_fs "$dev" ;;
 	ctl) "$helper" ctl "$img" "$nctl" | awk '{ print $3, $4 }' ;;
 	mem) "$helper" mem "$img" "$nmem" | awk '{ printf "%.0f %.0f\n", $3 * 1024 / $2, $4 * 1024 / $2 }' ;;
+	idle) "$helper" idle "$nmem" | awk '{ printf "%.0f %.0f\n", $3 * 1024 / $2, $4 * 1024 / $2 }' ;;
 	*)
 		case " $perf_targets " in
 		*" $target "*) run_fio "$dev" "$kind" "$out/perf.$name.$target.$round" ;;
@@ -191,10 +194,10 @@ for round in $(seq "$rounds"); do
 				echo "$t ${name/ctl/ctl-configure} $round $a" | tee -a "$out/results"
 				echo "$t ${name/ctl/ctl-detach} $round $b" | tee -a "$out/results"
 				;;
-			mem-*)
+			mem-* | idle-*)
 				read -r a b <<<"${v:-0 0}"
-				echo "$t ${name/mem/mem-memfree} $round $a" | tee -a "$out/results"
-				echo "$t ${name/mem/mem-slab} $round $b" | tee -a "$out/results"
+				echo "$t ${name%%-*}-memfree-${name#*-} $round $a" | tee -a "$out/results"
+				echo "$t ${name%%-*}-slab-${name#*-} $round $b" | tee -a "$out/results"
 				;;
 			*) echo "$t $name $round ${v:-0}" | tee -a "$out/results" ;;
 			esac
@@ -249,7 +252,8 @@ awk '
 		}
 		print ""
 		print "Medians over the rounds. Costs in guest ns per I/O (fio: 1e9 / IOPS; fs-ext4: per"
-		print "create+write+fsync; ctl: per device), mem-*: bytes per idle bound device. C/rust: loop.ko"
+		print "create+write+fsync; ctl: per device), mem-*: bytes per idle bound device, idle-*: per"
+		print "device added and never configured. C/rust: loop.ko"
 		print "cost over rust_loop cost (> 1: rust_loop is faster or smaller). rust-raw/null: what"
 		print "the driver adds to the raw file, in units of null_blk cost. spread: (max - min) / median,"
 		print "the widest of the row; ! above 1 %."

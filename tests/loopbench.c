@@ -14,6 +14,10 @@
  *                           binding (caches dropped around each reading);
  *                           prints "mem N MEMFREE_DELTA_KB SLAB_DELTA_KB",
  *                           then detaches them
+ *   loopbench idle N        kernel memory of N devices added and never
+ *                           configured (LOOP_CTL_ADD of indices 4096 on),
+ *                           as mem; prints "idle N MEMFREE_DELTA_KB
+ *                           SLAB_DELTA_KB", then removes them
  *   loopbench fs DIR SECS   file system loop on DIR for SECS seconds:
  *                           create a file, write 16 KiB, fsync, close
  *                           (unlinking the file of 256 iterations before);
@@ -152,14 +156,38 @@ static int fs_loop(const char *dir, double secs)
 	return 0;
 }
 
+/* Adds (add) or removes the devices first..first+n-1. */
+static void add_remove(int add, int first, int n)
+{
+	int ctl, i;
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		die("/dev/loop-control");
+	for (i = first; i < first + n; i++)
+		if (ioctl(ctl, add ? LOOP_CTL_ADD : LOOP_CTL_REMOVE, i) != i)
+			die(add ? "LOOP_CTL_ADD" : "LOOP_CTL_REMOVE");
+	close(ctl);
+}
+
 int main(int argc, char **argv)
 {
 	long long t0, t1, t2;
 	long free0, slab0;
 	int *idx, n, i;
 
+	if (argc == 3 && !strcmp(argv[1], "idle")) {
+		n = atoi(argv[2]);
+		free0 = meminfo("MemFree");
+		slab0 = meminfo("Slab");
+		add_remove(1, 4096, n);
+		printf("idle %d %ld %ld\n", n, free0 - meminfo("MemFree"),
+		       meminfo("Slab") - slab0);
+		add_remove(0, 4096, n);
+		return 0;
+	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s ctl|mem FILE N | fs DIR SECS\n", argv[0]);
+		fprintf(stderr, "usage: %s ctl|mem FILE N | idle N | fs DIR SECS\n", argv[0]);
 		return 2;
 	}
 	if (!strcmp(argv[1], "fs"))
