@@ -108,7 +108,7 @@ impl LoopDevice {
                 number: index,
                 st <- DevState::new(),
                 stats <- shared.debugfs.read_only_file(&name, Stats::new()),
-                worker <- RequestWorker::new(&name),
+                worker <- RequestWorker::new(),
                 disk <- Disk::new(params, fmt!("loop{}", index), Io::unbound()),
                 shared: shared.clone(),
             }),
@@ -306,6 +306,9 @@ impl LoopDevice {
         }
         let mut new = Config::new();
         rust_loop_ioctl::check_info(info)?.apply(&mut new);
+        // As loop_configure(): the workqueue comes with the first bind.
+        self.worker
+            .start(&CString::try_from_fmt(fmt!("loop{}", self.number))?)?;
         new.flags = info.lo_flags;
         if !file.writable() || !mode.write() || !file.has_write_iter() {
             new.flags |= uapi::LO_FLAGS_READ_ONLY;

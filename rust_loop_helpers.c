@@ -15,8 +15,10 @@
 #include <linux/compat.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/sched/isolation.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
+#include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
 
 #include "rust_loop_helpers.h"
@@ -164,6 +166,26 @@ void rust_loop_memalloc_noio_restore(unsigned int flags)
 int rust_loop_mutex_lock_killable(struct mutex *lock)
 {
 	return mutex_lock_killable(lock);
+}
+
+/*
+ * The CPU for queue_work_on() of a work item queued from this CPU on a
+ * per-CPU workqueue: WORK_CPU_UNBOUND (this CPU) if it is a housekeeping
+ * CPU, else the nearest housekeeping one. An unbound workqueue's
+ * wq_unbound_cpumask leaves out the CPUs isolated by isolcpus= or an
+ * isolated cpuset partition (HK_TYPE_DOMAIN); nohz_full= CPUs
+ * (HK_TYPE_WQ) are kept free of kernel work too.
+ */
+int rust_loop_housekeeping_work_cpu(void)
+{
+	int cpu = get_cpu(), ret = WORK_CPU_UNBOUND;
+
+	if (!housekeeping_cpu(cpu, HK_TYPE_DOMAIN))
+		ret = housekeeping_any_cpu(HK_TYPE_DOMAIN);
+	else if (!housekeeping_cpu(cpu, HK_TYPE_WQ))
+		ret = housekeeping_any_cpu(HK_TYPE_WQ);
+	put_cpu();
+	return ret;
 }
 
 /*

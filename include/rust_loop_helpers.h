@@ -117,6 +117,7 @@ void rust_loop_kthread_associate_blkcg(struct cgroup_subsys_state *css);
 struct mem_cgroup *rust_loop_set_active_memcg_css(struct cgroup_subsys_state *css);
 void rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 int rust_loop_mutex_lock_killable(struct mutex *lock);
+int rust_loop_housekeeping_work_cpu(void);
 unsigned int rust_loop_worker_flags_save(void);
 void rust_loop_worker_flags_restore(unsigned int flags);
 void rust_loop_cond_resched(void);

@@ -171,6 +171,9 @@ extern "C" {
     pub(crate) fn rust_loop_set_active_memcg(memcg: *mut c_void);
     /// `mutex_lock_killable(lock)`: 0, or `-EINTR` on a fatal signal.
     pub(crate) fn rust_loop_mutex_lock_killable(lock: *mut c_void) -> c_int;
+    /// The CPU to queue per-CPU work from this one on: `WORK_CPU_UNBOUND`
+    /// (this CPU) for a housekeeping CPU, else a housekeeping CPU.
+    pub(crate) fn rust_loop_housekeeping_work_cpu() -> c_int;
     /// Saves `current->flags`, sets `PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO`.
     pub(crate) fn rust_loop_worker_flags_save() -> c_uint;
     /// `current->flags = flags`.

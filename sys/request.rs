@@ -37,7 +37,7 @@ use kernel::{
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
         barrier::smp_mb,
-        Arc,
+        Arc, SetOnce,
     },
     types::{ForeignOwnable, Opaque},
     workqueue::RawWorkItem,
@@ -640,19 +640,23 @@ unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::work_struct)
 /// list is for those that do not, which then cost one queueing and one
 /// worker wakeup per batch rather than per request.
 ///
-/// The workqueue is destroyed, which waits for its work, before the
-/// memory of the work item goes; the owner must drop this before the
-/// tag set of the requests it was given ([`super::disk::Disk`]).
+/// The workqueue is allocated when the disk is first bound
+/// ([`Self::start`]), as `loop_configure()` allocates `lo->workqueue`, so
+/// that a disk never bound costs none of its per-CPU structures. It is
+/// destroyed, which waits for its work, before the memory of the work item
+/// goes; the owner must drop this before the tag set of the requests it
+/// was given ([`super::disk::Disk`]).
 ///
 /// # Invariants
 ///
 /// `work` is initialized with `list_work_callback::<T>` and queued only on
-/// `wq`. `head` is 0 or the address of the `Pdu<T>` of a started request
-/// owned by the list, whose `next` continues the list. While `head` is not
-/// 0, `work` is pending or running and has not yet taken the list.
+/// `wq`, and only once `wq` is set. `head` is 0 or the address of the
+/// `Pdu<T>` of a started request owned by the list, whose `next` continues
+/// the list. While `head` is not 0, `work` is pending or running and has
+/// not yet taken the list.
 #[pin_data]
 pub(crate) struct RequestWorker<T: DiskOps> {
-    wq: OwnedQueue,
+    wq: SetOnce<OwnedQueue>,
     head: Atomic<usize>,
     #[pin]
     work: Opaque<bindings::work_struct>,
@@ -666,14 +670,12 @@ unsafe impl<T: DiskOps> Send for RequestWorker<T> {}
 unsafe impl<T: DiskOps> Sync for RequestWorker<T> {}
 
 impl<T: DiskOps> RequestWorker<T> {
-    /// A worker on a freezable workqueue of its own named `name`, as
-    /// `loop.c` allocates for each device (`loop%d`), but per-CPU where
-    /// `loop.c`'s is unbound (see [`OwnedQueue::new_percpu_freezable`]).
-    pub(crate) fn new(name: &CStr) -> impl PinInit<Self, Error> + '_ {
+    /// A worker with no workqueue yet ([`Self::start`]).
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
         // INVARIANT: `work` is initialized with the list's callback; the
         // list is empty.
         try_pin_init!(Self {
-            wq: OwnedQueue::new_percpu_freezable(name)?,
+            wq: SetOnce::new(),
             head: Atomic::new(0),
             // SAFETY: `slot` is valid for the work item's initialization;
             // the name and the lock class are static.
@@ -690,24 +692,42 @@ impl<T: DiskOps> RequestWorker<T> {
         }? Error)
     }
 
+    /// Gives the worker its freezable workqueue, named `name`, unless it
+    /// has one: as `loop.c` allocates for each device (`loop%d`) at its
+    /// first configure, but per-CPU where `loop.c`'s is unbound (see
+    /// [`OwnedQueue::new_percpu_freezable`]). The caller serializes the
+    /// calls.
+    pub(crate) fn start(&self, name: &CStr) -> Result {
+        if self.wq.as_ref().is_none() {
+            // Not populated and the caller's only: cannot fail.
+            self.wq.populate(OwnedQueue::new_percpu_freezable(name)?);
+        }
+        Ok(())
+    }
+
     /// Hands `rq` to the worker, which calls [`DiskOps::work`] with it in
     /// the name of the request's cgroups (see [`WorkerScope`]): on the
     /// list, in order, if `in_order(&rq, root)` is true, where `root`
     /// tells whether the request comes from the root block cgroup (or
     /// from none); else in a work item of its own, for requests that may
-    /// block for long. The cgroups are looked up once, here.
+    /// block for long. The cgroups are looked up once, here. Fails the
+    /// request before [`Self::start`].
     pub(crate) fn queue(&self, rq: Request<T>, in_order: impl FnOnce(&Request<T>, bool) -> bool) {
+        let Some(wq) = self.wq.as_ref() else {
+            rq.end(Status::IOERR);
+            return;
+        };
         let root = rq.store_charge();
         if in_order(&rq, root) {
-            self.defer_in_order(rq);
+            self.defer_in_order(wq, rq);
         } else {
-            self.defer(rq);
+            Self::defer(wq, rq);
         }
     }
 
-    /// Hands `rq`, its charge stored, to a work item of its own.
-    fn defer(&self, rq: Request<T>) {
-        if let Err(rq) = self.wq.enqueue(rq) {
+    /// Hands `rq`, its charge stored, to a work item of its own on `wq`.
+    fn defer(wq: &OwnedQueue, rq: Request<T>) {
+        if let Err(rq) = wq.enqueue_housekeeping(rq) {
             // The work item cannot be pending while we own the request.
             kernel::pr_warn_once!("request work already queued\n");
             // SAFETY: owned again: the charge cell is ours.
@@ -717,9 +737,9 @@ impl<T: DiskOps> RequestWorker<T> {
     }
 
     /// Adds `rq`, its charge stored, to the list, which the worker runs in
-    /// order, calling [`DiskOps::work`] with each request as
-    /// [`Self::defer`] does.
-    fn defer_in_order(&self, rq: Request<T>) {
+    /// order on `wq`, the worker's, calling [`DiskOps::work`] with each
+    /// request as [`Self::defer`] does.
+    fn defer_in_order(&self, wq: &OwnedQueue, rq: Request<T>) {
         let pdu = ptr::from_ref(rq.pdu());
         // The list owns the request from the push on.
         core::mem::forget(rq);
@@ -737,15 +757,9 @@ impl<T: DiskOps> RequestWorker<T> {
             // The list was empty, so the work item already took every
             // earlier request (type invariant): queue it again. It may be
             // running still; then it runs once more after.
-            // SAFETY: `work` is initialized and queued only on `wq`, which
-            // outlives it (type invariant).
-            unsafe {
-                bindings::queue_work_on(
-                    bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                    self.wq.as_raw(),
-                    self.work.get(),
-                )
-            };
+            // SAFETY: `work` is initialized and queued only on `wq`, the
+            // worker's, which outlives it (type invariant).
+            unsafe { wq.queue_raw_housekeeping(self.work.get()) };
         }
     }
 }
