@@ -98,7 +98,8 @@ uninstall:
 # dkms add, build and install for KRELEASE (with KDIR, against it).
 DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
 DKMS_SRC = $(DESTDIR)/usr/src/rust_loop-$(DKMS_VERSION)
-DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h) scripts/debian-rust-headers.sh
+DKMS_FILES := Kbuild dkms.conf $(wildcard *.rs sys/*.rs *.c include/*.h) scripts/debian-rust-headers.sh \
+	scripts/check-helper-consts.sh
 DKMS_ARGS = rust_loop/$(DKMS_VERSION) -k $(KRELEASE) $(if $(filter command line,$(origin KDIR)),--kernelsourcedir $(KDIR))
 
 dkms:

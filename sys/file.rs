@@ -42,7 +42,8 @@ pub(crate) struct DioAlign {
 }
 
 /// `struct kstatfs` of `include/linux/statfs.h`, opaque to bindgen; its
-/// size and the offset of `f_bsize` are checked in `rust_loop_helpers.c`.
+/// size and the offset of `f_bsize` are checked against the kernel's in
+/// `rust_loop_helpers.c`, against this structure here.
 #[repr(C)]
 struct KStatfs {
     f_type: i64,
@@ -50,7 +51,9 @@ struct KStatfs {
     rest: [u64; 13],
 }
 
-const _: () = assert!(core::mem::size_of::<KStatfs>() == 120);
+const _: () = assert!(core::mem::size_of::<KStatfs>() == helpers::layout::KSTATFS_SIZE);
+const _: () =
+    assert!(core::mem::offset_of!(KStatfs, f_bsize) == helpers::layout::KSTATFS_BSIZE_OFFSET);
 
 /// A reference-counted open file used as a loop device's backing store.
 #[derive(Clone)]

@@ -37,12 +37,17 @@ pub(crate) const BLK_STS_NOTSUPP: u8 = 1;
 /// `BLK_STS_IOERR`.
 pub(crate) const BLK_STS_IOERR: u8 = 10;
 
-/// The loop UAPI layouts that `sys/uapi.rs` spells out: checked against
-/// the kernel's structures by `rust_loop_helpers.c`, and against
-/// `sys/uapi.rs` by its layout assertions, their only readers (`const _`
+/// The layouts that `sys/uapi.rs` (the loop UAPI) and `sys/file.rs`
+/// (`struct kstatfs`) spell out: checked against the kernel's structures
+/// by `rust_loop_helpers.c`, and against the Rust structures by their
+/// layout assertions, their only readers (`const _`
 /// items do not count as uses for the `dead_code` lint).
 #[allow(dead_code)]
 pub(crate) mod layout {
+    /// `sizeof(struct kstatfs)`.
+    pub(crate) const KSTATFS_SIZE: usize = 120;
+    /// `offsetof(struct kstatfs, f_bsize)`.
+    pub(crate) const KSTATFS_BSIZE_OFFSET: usize = 8;
     /// `sizeof(struct loop_info)`.
     pub(crate) const LOOP_INFO_SIZE: usize = 168;
     /// `offsetof(struct loop_info, lo_number)`.
