@@ -111,12 +111,12 @@ killable() {
 }
 
 open_dev() { exec 3<"$dev"; }
-# ioctl_fd4 CMD: the ioctl (no argument, or a loop_info64 buffer for
+# ioctl_fd4 NAME: the ioctl (no argument, or a loop_info64 buffer for
 # LOOP_GET_STATUS64) on descriptor 4, the device opened before the freeze.
 ioctl_fd4() {
 	exec perl -e 'open(my $f, "<&=", 4) or die "fd 4: $!";
-		my $b = "\0" x 232;
-		ioctl($f, hex($ARGV[0]), $ARGV[0] eq "4c05" ? $b : 0) or exit 1' "$1"
+		my $b = "\0" x $ENV{INFO64_SIZE};
+		ioctl($f, oct($ENV{$ARGV[0]}), $ARGV[0] eq "LOOP_GET_STATUS64" ? $b : 0) or exit 1' "$1"
 }
 ctl_remove() { exec perl -e "$T_CTL_REMOVE" "${dev#/dev/loop}"; }
 
@@ -149,8 +149,8 @@ if ! setup; then
 	t_done
 fi
 t_check "an open of the device waiting for lo_mutex dies on SIGKILL" killable "open" open_dev
-t_check "LOOP_SET_CAPACITY waiting for lo_mutex dies on SIGKILL" killable "LOOP_SET_CAPACITY" ioctl_fd4 4c07
-t_check "LOOP_GET_STATUS64 waiting for lo_mutex dies on SIGKILL" killable "LOOP_GET_STATUS64" ioctl_fd4 4c05
+t_check "LOOP_SET_CAPACITY waiting for lo_mutex dies on SIGKILL" killable "LOOP_SET_CAPACITY" ioctl_fd4 LOOP_SET_CAPACITY
+t_check "LOOP_GET_STATUS64 waiting for lo_mutex dies on SIGKILL" killable "LOOP_GET_STATUS64" ioctl_fd4 LOOP_GET_STATUS64
 t_check "LOOP_CTL_REMOVE of the device waiting for lo_mutex dies on SIGKILL" killable "LOOP_CTL_REMOVE" ctl_remove
 t_check "after the thaw: the block size change completes, the data is in the file, the device detaches" recovers
 t_done

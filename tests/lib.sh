@@ -14,6 +14,12 @@ T_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 T_SCRATCH=${RL_SCRATCH:-/tmp}
 t_failed=0
 
+# The loop UAPI's numbers (LOOP_CTL_REMOVE=0x4c81, ...), from the kernel's
+# headers by tests/loop_uapi_gen.c; exported, for Perl's $ENV{...}.
+set -a
+. "$T_TOP/build/tests/loop_uapi.sh"
+set +a
+
 drv_name() { [ "${LOOP_DRIVER:-rust}" = c ] && echo loop || echo rust_loop; }
 
 # Load the driver under test with the given parameters.
@@ -47,7 +53,7 @@ drv_reload() { drv_unload && drv_load "$@"; }
 # LOOP_CTL_REMOVE of the index in $ARGV[0], as a perl program (a test that
 # must signal the process itself runs `exec perl -e "$T_CTL_REMOVE" N`).
 T_CTL_REMOVE='open(my $f, "+<", "/dev/loop-control") or die "loop-control: $!";
-	ioctl($f, 0x4C81, $ARGV[0] + 0) or exit 1'
+	ioctl($f, oct($ENV{LOOP_CTL_REMOVE}), $ARGV[0] + 0) or exit 1'
 
 # ctl_remove_index N: LOOP_CTL_REMOVE of loopN.
 ctl_remove_index() { perl -e "$T_CTL_REMOVE" "$1"; }

@@ -59,10 +59,10 @@ loop_ioctl() {
 			my $r;
 			if ($what eq "zeroout") {
 				my $range = pack("QQ", 0, 1 << 20);
-				$r = ioctl($f, 0x127F, $range);
+				$r = ioctl($f, oct($ENV{BLKZEROOUT}), $range);
 			} else {
 				$bs = $bs == 512 ? 1024 : 512;
-				$r = ioctl($f, 0x4C09, $bs);
+				$r = ioctl($f, oct($ENV{LOOP_SET_BLOCK_SIZE}), $bs);
 			}
 			if ($r) { $ok++ } elsif ($!{EBUSY}) { $busy++ } else { print "$what: $!\n" }
 		}

@@ -3,38 +3,22 @@
 # The loop driver's user API for the Python helpers of the shell tests
 # (tests/blktests_loop_helper.py, tests/ltp_loop_helper.py): the ioctl
 # numbers and flags of <linux/loop.h> and <linux/fs.h>, and the structures
-# packed as x86-64 lays them out.
+# packed as the kernel's headers lay them out.
 
 import errno
+import os
 import struct
 
-LOOP_SET_FD = 0x4C00
-LOOP_CLR_FD = 0x4C01
-LOOP_SET_STATUS = 0x4C02
-LOOP_GET_STATUS = 0x4C03
-LOOP_SET_STATUS64 = 0x4C04
-LOOP_GET_STATUS64 = 0x4C05
-LOOP_CHANGE_FD = 0x4C06
-LOOP_SET_CAPACITY = 0x4C07
-LOOP_SET_DIRECT_IO = 0x4C08
-LOOP_SET_BLOCK_SIZE = 0x4C09
-LOOP_CONFIGURE = 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
-BLKRRPART = 0x125F
-BLKSSZGET = 0x1268
-
-LO_FLAGS_READ_ONLY = 1
-LO_FLAGS_AUTOCLEAR = 4
-LO_FLAGS_PARTSCAN = 8
-LO_FLAGS_DIRECT_IO = 16
-
-# struct loop_info: 168 bytes, lo_offset at 32, lo_flags at 44, lo_name at
-# 48. struct loop_info64: 232 bytes, lo_offset at 24, lo_sizelimit at 32,
-# lo_flags at 52. struct loop_config: fd, block_size, loop_info64, 64
-# reserved bytes.
-INFO_SIZE = 168
-INFO64_SIZE = 232
-CONFIG_SIZE = 8 + INFO64_SIZE + 64
+# The numbers come from the kernel's headers, as tests/loop_uapi_gen.c
+# prints them into build/tests/loop_uapi.sh (NAME=VALUE lines): the ioctls
+# (LOOP_SET_FD ... LOOP_CONFIGURE, LOOP_CTL_*, BLKRRPART, BLKSSZGET), the
+# LO_FLAGS_* and the sizes and field offsets of the structures used below.
+_GENERATED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "tests",
+                          "loop_uapi.sh")
+with open(_GENERATED) as _f:
+    for _line in _f:
+        _name, _value = _line.strip().split("=", 1)
+        globals()[_name] = int(_value, 0)
 
 
 def ename(e):
@@ -45,20 +29,24 @@ def ename(e):
 def info(offset=0, flags=0, name=b""):
     """A struct loop_info."""
     buf = bytearray(INFO_SIZE)
-    struct.pack_into("=i", buf, 32, offset)
-    struct.pack_into("=I", buf, 44, flags)
-    buf[48:48 + len(name)] = name
+    struct.pack_into("=i", buf, INFO_OFF_LO_OFFSET, offset)
+    struct.pack_into("=I", buf, INFO_OFF_LO_FLAGS, flags)
+    buf[INFO_OFF_LO_NAME:INFO_OFF_LO_NAME + len(name)] = name
     return bytes(buf)
 
 
 def info64(offset=0, sizelimit=0, flags=0):
     """A struct loop_info64."""
     buf = bytearray(INFO64_SIZE)
-    struct.pack_into("=QQ", buf, 24, offset, sizelimit)
-    struct.pack_into("=I", buf, 52, flags)
+    struct.pack_into("=Q", buf, INFO64_OFF_LO_OFFSET, offset)
+    struct.pack_into("=Q", buf, INFO64_OFF_LO_SIZELIMIT, sizelimit)
+    struct.pack_into("=I", buf, INFO64_OFF_LO_FLAGS, flags)
     return bytes(buf)
 
 
 def loop_config(fd, flags=0, block_size=0, sizelimit=0):
     """A struct loop_config."""
-    return struct.pack("=iI", fd, block_size) + info64(0, sizelimit, flags) + bytes(64)
+    head = struct.pack("=iI", fd, block_size)
+    assert len(head) == CONFIG_OFF_INFO
+    tail = bytes(CONFIG_SIZE - CONFIG_OFF_INFO - INFO64_SIZE)
+    return head + info64(0, sizelimit, flags) + tail

@@ -96,10 +96,10 @@ readd() {
 	perl -e '
 		my ($n, $times, $dir) = @ARGV;
 		open(my $c, "+<", "/dev/loop-control") or die "loop-control: $!";
-		ioctl($c, 0x4C80, $n + 0) or die "LOOP_CTL_ADD $n: $!";
+		ioctl($c, oct($ENV{LOOP_CTL_ADD}), $n + 0) or die "LOOP_CTL_ADD $n: $!";
 		for my $i (1 .. $times) {
-			ioctl($c, 0x4C81, $n + 0) or die "LOOP_CTL_REMOVE $n: $!";
-			ioctl($c, 0x4C80, $n + 0) or die "LOOP_CTL_ADD $n: $!";
+			ioctl($c, oct($ENV{LOOP_CTL_REMOVE}), $n + 0) or die "LOOP_CTL_REMOVE $n: $!";
+			ioctl($c, oct($ENV{LOOP_CTL_ADD}), $n + 0) or die "LOOP_CTL_ADD $n: $!";
 			-e "$dir/loop$n" or die "round $i: no $dir/loop$n after LOOP_CTL_ADD\n";
 			select(undef, undef, undef, 0.1);
 			-e "$dir/loop$n" or die "round $i: $dir/loop$n gone 0.1 s after LOOP_CTL_ADD\n";
