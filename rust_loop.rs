@@ -3,14 +3,15 @@
 //! rust_loop: a loop block device driver in Rust, a drop-in for `loop.ko`.
 //!
 //! This is the crate root: the module, its parameters and their checks,
-//! what it registers and in which order, and what all devices share
-//! ([`Shared`]). The rest is one file per concept
+//! what it registers and in which order. The rest is one file per concept
 //! (`Documentation/architecture.rst` draws the whole):
 //!
 //! - `rust_loop_ctl.rs`: the control plane: the registry of devices,
 //!   `/dev/loop-control`, the devices made at load time, the probe;
 //! - `rust_loop_dev.rs`: one loop device, its block device callbacks and
 //!   the transitions of its state machine (configure, clear, detach);
+//! - `rust_loop_shared.rs`: what every device shares (`loop.c`'s
+//!   globals);
 //! - `rust_loop_state.rs`: a device's configuration, its sysfs view, its
 //!   state, and the one path that changes them;
 //! - `rust_loop_ioctl.rs`: the ioctls of a device, their checks and the
@@ -23,23 +24,14 @@ mod rust_loop_ctl;
 mod rust_loop_dev;
 mod rust_loop_io;
 mod rust_loop_ioctl;
+mod rust_loop_shared;
 mod rust_loop_state;
 mod sys;
 
-use kernel::{
-    bindings,
-    prelude::*,
-    sync::{Arc, Mutex},
-};
-use rust_loop_ctl::{FreeHint, Registry};
+use kernel::{bindings, prelude::*, sync::Arc};
+use rust_loop_ctl::Registry;
+use rust_loop_shared::{FreeHint, Shared, LOOP_MAJOR, MINORBITS};
 use sys::{blkdev::BlkdevMajor, debugfs::Dir, misc::FixedMinorMisc};
-
-/// `LOOP_MAJOR`.
-pub(crate) const LOOP_MAJOR: u32 = bindings::LOOP_MAJOR;
-/// `MINORBITS`.
-pub(crate) const MINORBITS: u32 = bindings::MINORBITS;
-/// `SECTOR_SIZE`.
-pub(crate) const SECTOR_SIZE: u32 = 512;
 
 /// `max_loop`'s default, as loop.c's: the kernel's
 /// `CONFIG_BLK_DEV_LOOP_MIN_COUNT` (devices made at load time), or its
@@ -122,27 +114,6 @@ impl Drop for RustLoopModule {
         self.control = None;
         self.registry.remove_all();
     }
-}
-
-/// What all loop devices share: `loop.c`'s globals, fixed at load time.
-#[pin_data]
-pub(crate) struct Shared {
-    /// `loop_validate_mutex`: serializes the changes of backing files that
-    /// a loop-on-loop chain check depends on.
-    #[pin]
-    pub(crate) validate: Mutex<()>,
-    /// `part_shift`: minors per device are `1 << part_shift`.
-    pub(crate) part_shift: u32,
-    /// Tags per hardware queue (`hw_queue_depth`).
-    pub(crate) queue_depth: u32,
-    /// Hardware queues per device.
-    pub(crate) nr_hw_queues: u32,
-    /// `/sys/kernel/debug/rust_loop/`.
-    pub(crate) debugfs: Dir,
-    /// Where `LOOP_CTL_GET_FREE` starts looking: lowered by every device
-    /// that becomes free.
-    #[pin]
-    pub(crate) free: FreeHint,
 }
 
 /// Checks the module parameters as `loop_init()` does and creates the

@@ -10,76 +10,13 @@
 
 use crate::{
     rust_loop_dev::LoopDevice,
-    rust_loop_state::LoState,
+    rust_loop_shared::Shared,
     sys::{blkdev::BlkdevProbe, misc::MiscIoctl, sync::LockKillable, uapi, xarray::AllocXArray},
-    Shared,
 };
 use kernel::{
     prelude::*,
-    sync::{Arc, Mutex, SpinLock},
+    sync::{Arc, Mutex},
 };
-
-/// Where `LOOP_CTL_GET_FREE` starts its walk: no visible, unbound device
-/// has a lower index.
-///
-/// `loop.c` walks every device from index 0 for each `LOOP_CTL_GET_FREE`,
-/// so binding `n` devices one after another, as Android's apexd does at
-/// boot, walks `n * n / 2` devices: with 256 devices, 6 % of the time of
-/// each `LOOP_CTL_GET_FREE` + `LOOP_CONFIGURE` (`make bench`). With the
-/// hint a walk starts at the device it found last time, or at a device
-/// that became free since.
-///
-/// Every device that becomes free (created, detached, refused removal)
-/// lowers the hint ([`Self::lower`]); a walk moves it up only to where
-/// it found the first free device, and not at all if a device became
-/// free while it walked (it might have been passed over).
-#[pin_data]
-pub(crate) struct FreeHint {
-    #[pin]
-    inner: SpinLock<HintState>,
-}
-
-struct HintState {
-    /// The lowest index a visible, unbound device may have.
-    start: u32,
-    /// A device became free since the current walk began.
-    lowered: bool,
-}
-
-impl FreeHint {
-    /// A hint for an empty registry.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(FreeHint {
-            inner <- kernel::new_spinlock!(HintState {
-                start: 0,
-                lowered: false,
-            }),
-        })
-    }
-
-    /// The device `index` may be free now (visible and unbound).
-    pub(crate) fn lower(&self, index: u32) {
-        let mut h = self.inner.lock();
-        h.start = h.start.min(index);
-        h.lowered = true;
-    }
-
-    /// Where a walk starts (under `loop_ctl_mutex`: one walk at a time).
-    fn begin(&self) -> u32 {
-        let mut h = self.inner.lock();
-        h.lowered = false;
-        h.start
-    }
-
-    /// The walk begun at [`Self::begin`] found no free device below
-    /// `index`.
-    fn end(&self, index: u32) {
-        let mut h = self.inner.lock();
-        if !h.lowered {
-            h.start = index;
-        }
-    }
-}
 
 /// Where the loop devices are indexed: an allocating XArray
 /// ([`AllocXArray`], `loop.c`'s `loop_index_idr`), whose mark is
@@ -218,7 +155,7 @@ impl Registry {
             // A race here only makes a new device, as in loop.c.
             let found = self
                 .devices
-                .find_marked_where(hint.begin(), |dev| dev.state() == LoState::Unbound);
+                .find_marked_where(hint.begin(), |dev| dev.is_free());
             // None below the one found; none at all otherwise, until a
             // device becomes free (the new one below lowers the hint).
             hint.end(found.unwrap_or(u32::MAX));

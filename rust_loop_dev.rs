@@ -10,9 +10,10 @@
 //! created, indexed and removed by the registry (`rust_loop_ctl.rs`).
 
 use crate::{
-    rust_loop_io::{self, Io, Stats},
+    rust_loop_io::{self, Stats},
     rust_loop_ioctl,
-    rust_loop_state::{Config, DevState, LoState, Locked, LOOP_ATTRS},
+    rust_loop_shared::{Shared, LOOP_MAJOR, MINORBITS},
+    rust_loop_state::{Config, DevState, Io, LoState, Locked},
     sys::{
         debugfs::File,
         disk::{
@@ -22,14 +23,15 @@ use crate::{
         file::{BackingFile, Kind},
         request::{Request, RequestWorker},
         sync::LockKillable,
+        sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
         uapi::{self, LoopConfig},
         ModuleRef,
     },
-    Shared, LOOP_MAJOR, MINORBITS, SECTOR_SIZE,
 };
 use kernel::{
+    block::SECTOR_SIZE,
     prelude::*,
-    str::{BStr, CString},
+    str::{BStr, CStr, CString},
     sync::Arc,
 };
 
@@ -120,6 +122,13 @@ impl LoopDevice {
     #[inline]
     pub(crate) fn state(&self) -> LoState {
         self.st.state()
+    }
+
+    /// Whether `LOOP_CTL_GET_FREE` may hand the device out: unbound
+    /// (`lo_state == Lo_unbound`), read without `lo_mutex` as `loop.c`
+    /// reads it there.
+    pub(crate) fn is_free(&self) -> bool {
+        self.state() == LoState::Unbound
     }
 
     /// The request counters.
@@ -409,7 +418,9 @@ impl LoopDevice {
             if self.shared.part_shift == 0 {
                 disk.set_suppress_part_scan(true);
             }
-            lo.unbind(&self.shared.free, self.number);
+            lo.unbind();
+            // Free for LOOP_CTL_GET_FREE again, still under lo_mutex.
+            self.shared.free.lower(self.number);
         }
         // fput() outside lo_mutex: it may take another disk's open_mutex.
         drop(detached.file);
@@ -480,5 +491,19 @@ impl DiskOps for LoopDevice {
 
     fn work(rq: Request<Self>) {
         rust_loop_io::work(rq);
+    }
+}
+
+// The `loop/` group of a bound device's sysfs directory.
+disk_attr_group!(
+    pub(crate) LOOP_ATTRS,
+    "loop",
+    crate::rust_loop_dev::LoopDevice,
+    [backing_file, offset, sizelimit, autoclear, partscan, dio]
+);
+
+impl DiskAttrs for LoopDevice {
+    fn show(&self, name: &CStr, out: &mut SysfsBuf<'_>) -> Result {
+        self.st.show_attr(name, out)
     }
 }

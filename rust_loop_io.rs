@@ -42,12 +42,10 @@
 
 use crate::{
     rust_loop_dev::LoopDevice,
-    rust_loop_state::{Config, LoState},
+    rust_loop_state::{Io, LoState},
     sys::{
-        file::BackingFile,
         helpers,
         request::{Op, Request, RwFlags, RwTarget, Status},
-        uapi,
     },
 };
 use core::fmt;
@@ -55,47 +53,6 @@ use kernel::{
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
 };
-
-/// What the request path reads of a bound device: changed only with the
-/// queue frozen, read by every request without a lock.
-pub(crate) struct Io {
-    /// The backing file; `None` while unbound.
-    file: Option<BackingFile>,
-    /// `lo_offset`.
-    offset: u64,
-    /// `LO_FLAGS_DIRECT_IO`.
-    direct: bool,
-    /// `LO_FLAGS_READ_ONLY`.
-    read_only: bool,
-}
-
-impl Io {
-    /// The request path of an unbound device: every request fails.
-    pub(crate) fn unbound() -> Self {
-        Io {
-            file: None,
-            offset: 0,
-            direct: false,
-            read_only: true,
-        }
-    }
-
-    /// The request path for the configuration `cfg`.
-    pub(crate) fn bound(cfg: &Config) -> Self {
-        Io {
-            file: cfg.file.clone(),
-            offset: cfg.offset,
-            direct: cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0,
-            read_only: cfg.flags & uapi::LO_FLAGS_READ_ONLY != 0,
-        }
-    }
-}
-
-impl RwTarget for Io {
-    fn target(&self) -> Option<(&BackingFile, u64)> {
-        self.file.as_ref().map(|f| (f, self.offset))
-    }
-}
 
 /// Per-device request counters, shown in debugfs.
 pub(crate) struct Stats {
@@ -198,7 +155,7 @@ pub(crate) fn work(mut rq: Request<LoopDevice>) {
     // writing. The ioctls on the device refuse them earlier, but a bio
     // stacked on it (device-mapper opens its devices for writing without
     // checking read-only) reaches this point.
-    if op.is_write() && io.read_only {
+    if op.is_write() && io.read_only() {
         rq.end(Status::IOERR);
         return;
     }
@@ -207,7 +164,9 @@ pub(crate) fn work(mut rq: Request<LoopDevice>) {
             // No REQ_FUA reaches the driver: as loop.c, the device does
             // not advertise FUA, so the block layer turns a FUA write
             // into a write and a flush.
-            let flags = RwFlags { direct: io.direct };
+            let flags = RwFlags {
+                direct: io.direct(),
+            };
             if let Err(rq) = rq.read_write(op == Op::Write, flags) {
                 rq.end(Status::IOERR);
             }
@@ -215,7 +174,7 @@ pub(crate) fn work(mut rq: Request<LoopDevice>) {
         }
         // lo_req_flush() and loop_handle_cmd(): every error is an I/O
         // error.
-        Op::Flush => match io.file.as_ref().map(BackingFile::fsync) {
+        Op::Flush => match io.target().map(|(file, _)| file.fsync()) {
             Some(Ok(())) => Status::OK,
             _ => Status::IOERR,
         },
@@ -238,14 +197,14 @@ pub(crate) fn work(mut rq: Request<LoopDevice>) {
 /// `loop.c`'s `loop_clear_limits()` walks into. When the lock is busy, a
 /// later request clears them.
 fn fallocate(rq: &Request<LoopDevice>, io: &Io, mode: i32) -> Status {
-    let Some(file) = io.file.as_ref() else {
+    let Some((file, offset)) = io.target() else {
         return Status::IOERR;
     };
     if rq.queue().max_discard_sectors() == 0 {
         return Status::NOTSUPP;
     }
     let mode = mode | helpers::FALLOC_FL_KEEP_SIZE;
-    match file.fallocate(mode, rq.pos() + io.offset, u64::from(rq.bytes())) {
+    match file.fallocate(mode, rq.pos() + offset, u64::from(rq.bytes())) {
         Ok(()) => Status::OK,
         Err(e) if e == EOPNOTSUPP => {
             let _ = rq.queue().try_update_limits(|lim| {

@@ -10,6 +10,7 @@
 
 use crate::{
     rust_loop_dev::{calculate_size, LoopDevice},
+    rust_loop_shared::MINORBITS,
     rust_loop_state::{Config, LoState},
     sys::{
         self,
@@ -18,7 +19,6 @@ use crate::{
         sync::LockKillable,
         uapi::{self, CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64},
     },
-    MINORBITS,
 };
 use kernel::{
     prelude::*,

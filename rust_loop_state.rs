@@ -31,21 +31,17 @@
 //! The detach ([`DevState::stop_io`], [`Locked::detach`]) is the one
 //! sequence that runs partly without `lo_mutex`, as `__loop_clr_fd()` does.
 
-use crate::{
-    rust_loop_ctl::FreeHint,
-    rust_loop_dev::LoopDevice,
-    rust_loop_io::Io,
-    sys::{
-        disk::{Disk, GenDisk, IoGuard, Queue, ReleasingDisk},
-        file::{BackingFile, DioAlign},
-        sync::LockKillable,
-        sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
-        uapi, ModuleRef,
-    },
-    SECTOR_SIZE,
+use crate::sys::{
+    disk::{Disk, DiskOps, GenDisk, IoGuard, Queue, ReleasingDisk},
+    file::{BackingFile, DioAlign},
+    request::RwTarget,
+    sync::LockKillable,
+    sysfs::SysfsBuf,
+    uapi, ModuleRef,
 };
 use core::{fmt::Write, ops::Deref};
 use kernel::{
+    block::SECTOR_SIZE,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Release},
@@ -126,6 +122,57 @@ impl Config {
             .map_or(core::ptr::null(), |f| f.as_ptr().cast_const());
         let flags = self.flags & (uapi::LO_FLAGS_DIRECT_IO | uapi::LO_FLAGS_READ_ONLY);
         (file, self.offset, flags)
+    }
+}
+
+/// What the request path reads of a bound device: changed only with the
+/// queue frozen, read by every request without a lock.
+pub(crate) struct Io {
+    /// The backing file; `None` while unbound.
+    file: Option<BackingFile>,
+    /// `lo_offset`.
+    offset: u64,
+    /// `LO_FLAGS_DIRECT_IO`.
+    direct: bool,
+    /// `LO_FLAGS_READ_ONLY`.
+    read_only: bool,
+}
+
+impl Io {
+    /// Whether requests go to the backing file with direct I/O.
+    pub(crate) fn direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Whether every request that changes data fails (`op_is_write()`).
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The request path of an unbound device: every request fails.
+    pub(crate) fn unbound() -> Self {
+        Io {
+            file: None,
+            offset: 0,
+            direct: false,
+            read_only: true,
+        }
+    }
+
+    /// The request path for the configuration `cfg`.
+    pub(crate) fn bound(cfg: &Config) -> Self {
+        Io {
+            file: cfg.file.clone(),
+            offset: cfg.offset,
+            direct: cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0,
+            read_only: cfg.flags & uapi::LO_FLAGS_READ_ONLY != 0,
+        }
+    }
+}
+
+impl RwTarget for Io {
+    fn target(&self) -> Option<(&BackingFile, u64)> {
+        self.file.as_ref().map(|f| (f, self.offset))
     }
 }
 
@@ -211,7 +258,7 @@ impl DevState {
     /// unbound ([`Disk::release_io`]). No request is in flight (this is
     /// the last close), so the queue is not frozen, as in `loop.c`;
     /// [`Disk::release_io`] checks it.
-    pub(crate) fn stop_io(&self, disk: &Disk<LoopDevice>, gendisk: &ReleasingDisk<'_>) {
+    pub(crate) fn stop_io<T: DiskOps<Io = Io>>(&self, disk: &Disk<T>, gendisk: &ReleasingDisk<'_>) {
         self.shown.lock().file = None;
         if let Ok(mut io) = disk.release_io(gendisk) {
             *io.io() = Io::unbound();
@@ -285,9 +332,9 @@ impl Locked<'_> {
     /// rebuilt from the new configuration, before the queue is unfrozen.
     /// `f` must not change anything before it fails. The sysfs view follows
     /// at [`Self::commit`].
-    pub(crate) fn update_frozen<R>(
+    pub(crate) fn update_frozen<T: DiskOps<Io = Io>, R>(
         &mut self,
-        io: &mut IoGuard<'_, LoopDevice>,
+        io: &mut IoGuard<'_, T>,
         f: impl FnOnce(&mut Config, &Queue) -> Result<R>,
     ) -> Result<R> {
         let r = f(&mut self.cfg, io.queue())?;
@@ -301,9 +348,9 @@ impl Locked<'_> {
     /// `Bound` through [`Self::bind`]): the request path's snapshot is
     /// built from it without freezing the queue, as `loop_configure()`
     /// binds, since no request reads a snapshot before this.
-    pub(crate) fn bind_config(
+    pub(crate) fn bind_config<T: DiskOps<Io = Io>>(
         &mut self,
-        disk: &Disk<LoopDevice>,
+        disk: &Disk<T>,
         gendisk: &GenDisk,
         new: Config,
     ) -> Result {
@@ -366,14 +413,13 @@ impl Locked<'_> {
         }
     }
 
-    /// `Rundown` to `Unbound`, at the end of the detach: clears the flags,
-    /// and the device `index` is free for `LOOP_CTL_GET_FREE` again.
-    pub(crate) fn unbind(&mut self, free: &FreeHint, index: u32) {
+    /// `Rundown` to `Unbound`, at the end of the detach: clears the flags.
+    /// The caller tells `LOOP_CTL_GET_FREE` that the device is free again.
+    pub(crate) fn unbind(&mut self) {
         self.cfg.flags = 0;
         // INVARIANT: the configuration changed.
         self.stale = true;
         self.move_to(LoState::Rundown, LoState::Unbound);
-        free.lower(index);
     }
 }
 
@@ -384,17 +430,11 @@ impl Drop for Locked<'_> {
     }
 }
 
-disk_attr_group!(
-    pub(crate) LOOP_ATTRS,
-    "loop",
-    crate::rust_loop_dev::LoopDevice,
-    [backing_file, offset, sizelimit, autoclear, partscan, dio]
-);
-
-impl DiskAttrs for LoopDevice {
-    /// The `loop/` group of `loop.c`'s `loop_attrs`, from the sysfs view.
-    fn show(&self, name: &CStr, out: &mut SysfsBuf<'_>) -> Result {
-        let shown = self.st.shown.lock();
+impl DevState {
+    /// The attribute `name` of the `loop/` sysfs group (`loop.c`'s
+    /// `loop_attrs`), from the sysfs view.
+    pub(crate) fn show_attr(&self, name: &CStr, out: &mut SysfsBuf<'_>) -> Result {
+        let shown = self.shown.lock();
         let flag = |f: u32| if shown.flags & f != 0 { "1" } else { "0" };
         let r = match name.to_bytes() {
             b"backing_file" => {
