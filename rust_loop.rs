@@ -152,7 +152,7 @@ fn registry_from_params() -> Result<Arc<Registry>> {
     let probe_limit = (params::max_loop.given() && max_loop > 0).then_some(precreate);
     let shared = Arc::pin_init(
         try_pin_init!(Shared {
-            validate <- kernel::new_mutex!(()),
+            validate <- kernel::new_mutex!((), "Shared::validate"),
             part_shift,
             queue_depth: queue_depth as u32,
             nr_hw_queues,

@@ -50,7 +50,7 @@ impl Registry {
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Registry {
-                ctl_mutex <- kernel::new_mutex!(()),
+                ctl_mutex <- kernel::new_mutex!((), "Registry::ctl_mutex"),
                 devices <- AllocXArray::new(),
                 shared,
                 precreate,

@@ -70,10 +70,13 @@ impl FreeHint {
     /// A hint for an empty registry.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(FreeHint {
-            inner <- kernel::new_spinlock!(HintState {
-                start: 0,
-                lowered: false,
-            }),
+            inner <- kernel::new_spinlock!(
+                HintState {
+                    start: 0,
+                    lowered: false,
+                },
+                "FreeHint::inner"
+            ),
         })
     }
 

@@ -203,13 +203,16 @@ impl DevState {
     /// The state of a new, unbound device.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(DevState {
-            lock <- kernel::new_mutex!(Config::new()),
-            shown <- kernel::new_spinlock!(Shown {
-                file: None,
-                offset: 0,
-                sizelimit: 0,
-                flags: 0,
-            }),
+            lock <- kernel::new_mutex!(Config::new(), "DevState::lo_mutex"),
+            shown <- kernel::new_spinlock!(
+                Shown {
+                    file: None,
+                    offset: 0,
+                    sizelimit: 0,
+                    flags: 0,
+                },
+                "DevState::lo_lock"
+            ),
             state: Atomic::new(LoState::Unbound as i32),
         })
     }

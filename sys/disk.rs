@@ -240,8 +240,8 @@ impl<T: DiskOps> Disk<T> {
             if let Some(mut w) = NullTerminatedFormatter::new(disk_name) {
                 let _ = fmt::Write::write_fmt(&mut w, name);
             }
-            let state = kernel::new_spinlock!(DiskState::Allocated);
-            let io_lock = kernel::new_mutex!(());
+            let state = kernel::new_spinlock!(DiskState::Allocated, "Disk::state");
+            let io_lock = kernel::new_mutex!((), "Disk::io_lock");
             // SAFETY: the remaining fields are valid for writes; `state` is
             // pinned in place.
             let Ok(()) = unsafe {
