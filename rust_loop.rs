@@ -143,7 +143,7 @@ fn registry_from_params() -> Result<Arc<Registry>> {
         return Err(EINVAL);
     }
     let nr_hw_queues = match params::nr_hw_queues.get() {
-        0 => sys::nr_cpu_ids(),
+        0 => kernel::cpu::nr_cpu_ids(),
         n => n as u32,
     };
     // An explicit max_loop also caps the devices that opening a node

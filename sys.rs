@@ -85,9 +85,3 @@ pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable` may be called from any process context.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
-
-/// The number of possible CPU ids (`nr_cpu_ids`).
-pub(crate) fn nr_cpu_ids() -> u32 {
-    // SAFETY: `nr_cpu_ids` is set during boot and read-only afterwards.
-    unsafe { bindings::nr_cpu_ids }
-}

@@ -111,8 +111,7 @@ impl BackingFile {
 
     /// Opened with `O_DIRECT`.
     pub(crate) fn o_direct(&self) -> bool {
-        // SAFETY: `f_flags` of an open file.
-        (unsafe { (*self.as_ptr()).f_flags }) & bindings::O_DIRECT != 0
+        self.0.flags() & kernel::fs::file::flags::O_DIRECT != 0
     }
 
     /// Has `read_iter`.
