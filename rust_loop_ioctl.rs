@@ -56,13 +56,13 @@ pub(crate) fn ioctl(
                 return Err(EPERM);
             }
             let old: LoopInfo = user(size_of::<LoopInfo>()).reader().read()?;
-            set_status(lo, bdev, &info64_from_old(&old))?;
+            set_status(lo, bdev, &LoopInfo64::from(&old))?;
         }
         uapi::LOOP_GET_STATUS => {
             if arg == 0 {
                 return Err(EINVAL);
             }
-            let old = info64_to_old(&get_status(lo)?)?;
+            let old = LoopInfo::try_from(&get_status(lo)?)?;
             user(size_of::<LoopInfo>()).writer().write(&old)?;
         }
         uapi::LOOP_SET_STATUS64 => {
@@ -123,14 +123,14 @@ pub(crate) fn compat_ioctl(
                 return Err(EPERM);
             }
             let c: CompatLoopInfo = user(size_of::<CompatLoopInfo>()).reader().read()?;
-            set_status(lo, bdev, &info64_from_compat(&c))?;
+            set_status(lo, bdev, &LoopInfo64::from(&c))?;
             Ok(0)
         }
         uapi::LOOP_GET_STATUS => {
             if arg == 0 {
                 return Err(EINVAL);
             }
-            let c = info64_to_compat(&get_status(lo)?)?;
+            let c = CompatLoopInfo::try_from(&get_status(lo)?)?;
             user(size_of::<CompatLoopInfo>()).writer().write(&c)?;
             Ok(0)
         }
@@ -393,67 +393,4 @@ fn do_change_fd(
     }
     drop(old);
     Ok(partscan.then_some(file_name))
-}
-
-/// `loop_info64_from_old()`.
-fn info64_from_old(old: &LoopInfo) -> LoopInfo64 {
-    let mut info = LoopInfo64::zeroed();
-    info.lo_number = old.lo_number as u32;
-    info.lo_device = old.lo_device;
-    info.lo_inode = old.lo_inode;
-    info.lo_rdevice = old.lo_rdevice;
-    info.lo_offset = i64::from(old.lo_offset) as u64;
-    info.lo_sizelimit = 0;
-    info.lo_flags = old.lo_flags as u32;
-    info.lo_file_name = old.lo_name;
-    info
-}
-
-/// `loop_info64_to_old()`: `EOVERFLOW` when a value does not fit.
-fn info64_to_old(info: &LoopInfo64) -> Result<LoopInfo> {
-    let mut old = LoopInfo::zeroed();
-    old.lo_number = info.lo_number as i32;
-    old.lo_device = info.lo_device;
-    old.lo_inode = info.lo_inode;
-    old.lo_rdevice = info.lo_rdevice;
-    old.lo_offset = info.lo_offset as i32;
-    old.lo_flags = info.lo_flags as i32;
-    old.lo_name = info.lo_file_name;
-    if i64::from(old.lo_offset) as u64 != info.lo_offset {
-        return Err(EOVERFLOW);
-    }
-    Ok(old)
-}
-
-/// `loop_info64_from_compat()`.
-fn info64_from_compat(c: &CompatLoopInfo) -> LoopInfo64 {
-    let mut info = LoopInfo64::zeroed();
-    info.lo_number = c.lo_number as u32;
-    info.lo_device = u64::from(c.lo_device);
-    info.lo_inode = u64::from(c.lo_inode);
-    info.lo_rdevice = u64::from(c.lo_rdevice);
-    info.lo_offset = i64::from(c.lo_offset) as u64;
-    info.lo_flags = c.lo_flags as u32;
-    info.lo_file_name = c.lo_name;
-    info
-}
-
-/// `loop_info64_to_compat()`: `EOVERFLOW` when a value does not fit.
-fn info64_to_compat(info: &LoopInfo64) -> Result<CompatLoopInfo> {
-    let mut c = CompatLoopInfo::zeroed();
-    c.lo_number = info.lo_number as i32;
-    c.lo_device = info.lo_device as u16;
-    c.lo_inode = info.lo_inode as u32;
-    c.lo_rdevice = info.lo_rdevice as u16;
-    c.lo_offset = info.lo_offset as i32;
-    c.lo_flags = info.lo_flags as i32;
-    c.lo_name = info.lo_file_name;
-    if u64::from(c.lo_device) != info.lo_device
-        || u64::from(c.lo_rdevice) != info.lo_rdevice
-        || u64::from(c.lo_inode) != info.lo_inode
-        || i64::from(c.lo_offset) as u64 != info.lo_offset
-    {
-        return Err(EOVERFLOW);
-    }
-    Ok(c)
 }

@@ -6,12 +6,18 @@
 //!
 //! The structures spell out every padding byte as a field, so that they can
 //! be copied to user space as plain bytes without leaking kernel memory.
+//! The old and compat `loop_info` convert to and from `loop_info64` as
+//! `loop.c`'s `loop_info64_{from,to}_{old,compat}()` do (`From`,
+//! `TryFrom`).
 
 use super::helpers::layout;
 use core::mem::{offset_of, size_of};
-use kernel::transmute::{
-    AsBytes,
-    FromBytes, //
+use kernel::{
+    error::{code::EOVERFLOW, Error, Result},
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
 };
 
 /// `LOOP_SET_FD`.
@@ -228,3 +234,77 @@ macro_rules! plain_data {
 }
 
 plain_data!(LoopInfo64, LoopConfig, LoopInfo, CompatLoopInfo);
+
+/// `loop_info64_from_old()`.
+impl From<&LoopInfo> for LoopInfo64 {
+    fn from(old: &LoopInfo) -> Self {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_number = old.lo_number as u32;
+        info.lo_device = old.lo_device;
+        info.lo_inode = old.lo_inode;
+        info.lo_rdevice = old.lo_rdevice;
+        info.lo_offset = i64::from(old.lo_offset) as u64;
+        info.lo_flags = old.lo_flags as u32;
+        info.lo_file_name = old.lo_name;
+        info
+    }
+}
+
+/// `loop_info64_to_old()`: `EOVERFLOW` when a value does not fit.
+impl TryFrom<&LoopInfo64> for LoopInfo {
+    type Error = Error;
+
+    fn try_from(info: &LoopInfo64) -> Result<Self> {
+        let mut old = LoopInfo::zeroed();
+        old.lo_number = info.lo_number as i32;
+        old.lo_device = info.lo_device;
+        old.lo_inode = info.lo_inode;
+        old.lo_rdevice = info.lo_rdevice;
+        old.lo_offset = info.lo_offset as i32;
+        old.lo_flags = info.lo_flags as i32;
+        old.lo_name = info.lo_file_name;
+        if i64::from(old.lo_offset) as u64 != info.lo_offset {
+            return Err(EOVERFLOW);
+        }
+        Ok(old)
+    }
+}
+
+/// `loop_info64_from_compat()`.
+impl From<&CompatLoopInfo> for LoopInfo64 {
+    fn from(c: &CompatLoopInfo) -> Self {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_number = c.lo_number as u32;
+        info.lo_device = u64::from(c.lo_device);
+        info.lo_inode = u64::from(c.lo_inode);
+        info.lo_rdevice = u64::from(c.lo_rdevice);
+        info.lo_offset = i64::from(c.lo_offset) as u64;
+        info.lo_flags = c.lo_flags as u32;
+        info.lo_file_name = c.lo_name;
+        info
+    }
+}
+
+/// `loop_info64_to_compat()`: `EOVERFLOW` when a value does not fit.
+impl TryFrom<&LoopInfo64> for CompatLoopInfo {
+    type Error = Error;
+
+    fn try_from(info: &LoopInfo64) -> Result<Self> {
+        let mut c = CompatLoopInfo::zeroed();
+        c.lo_number = info.lo_number as i32;
+        c.lo_device = info.lo_device as u16;
+        c.lo_inode = info.lo_inode as u32;
+        c.lo_rdevice = info.lo_rdevice as u16;
+        c.lo_offset = info.lo_offset as i32;
+        c.lo_flags = info.lo_flags as i32;
+        c.lo_name = info.lo_file_name;
+        if u64::from(c.lo_device) != info.lo_device
+            || u64::from(c.lo_rdevice) != info.lo_rdevice
+            || u64::from(c.lo_inode) != info.lo_inode
+            || i64::from(c.lo_offset) as u64 != info.lo_offset
+        {
+            return Err(EOVERFLOW);
+        }
+        Ok(c)
+    }
+}
