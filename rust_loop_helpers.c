@@ -40,6 +40,31 @@ static_assert(RUST_LOOP_BLK_FEAT_WRITE_CACHE == (__force unsigned int)BLK_FEAT_W
 static_assert(RUST_LOOP_BLK_STS_NOTSUPP == (__force int)BLK_STS_NOTSUPP);
 static_assert(RUST_LOOP_BLK_STS_IOERR == (__force int)BLK_STS_IOERR);
 
+/* The loop UAPI numbers that sys/uapi.rs spells out. */
+static_assert(RUST_LOOP_LOOP_SET_FD == LOOP_SET_FD);
+static_assert(RUST_LOOP_LOOP_CLR_FD == LOOP_CLR_FD);
+static_assert(RUST_LOOP_LOOP_SET_STATUS == LOOP_SET_STATUS);
+static_assert(RUST_LOOP_LOOP_GET_STATUS == LOOP_GET_STATUS);
+static_assert(RUST_LOOP_LOOP_SET_STATUS64 == LOOP_SET_STATUS64);
+static_assert(RUST_LOOP_LOOP_GET_STATUS64 == LOOP_GET_STATUS64);
+static_assert(RUST_LOOP_LOOP_CHANGE_FD == LOOP_CHANGE_FD);
+static_assert(RUST_LOOP_LOOP_SET_CAPACITY == LOOP_SET_CAPACITY);
+static_assert(RUST_LOOP_LOOP_SET_DIRECT_IO == LOOP_SET_DIRECT_IO);
+static_assert(RUST_LOOP_LOOP_SET_BLOCK_SIZE == LOOP_SET_BLOCK_SIZE);
+static_assert(RUST_LOOP_LOOP_CONFIGURE == LOOP_CONFIGURE);
+static_assert(RUST_LOOP_LOOP_CTL_ADD == LOOP_CTL_ADD);
+static_assert(RUST_LOOP_LOOP_CTL_REMOVE == LOOP_CTL_REMOVE);
+static_assert(RUST_LOOP_LOOP_CTL_GET_FREE == LOOP_CTL_GET_FREE);
+static_assert(RUST_LOOP_LO_FLAGS_READ_ONLY == LO_FLAGS_READ_ONLY);
+static_assert(RUST_LOOP_LO_FLAGS_AUTOCLEAR == LO_FLAGS_AUTOCLEAR);
+static_assert(RUST_LOOP_LO_FLAGS_PARTSCAN == LO_FLAGS_PARTSCAN);
+static_assert(RUST_LOOP_LO_FLAGS_DIRECT_IO == LO_FLAGS_DIRECT_IO);
+static_assert(RUST_LOOP_LO_NAME_SIZE == LO_NAME_SIZE);
+static_assert(RUST_LOOP_LO_KEY_SIZE == LO_KEY_SIZE);
+static_assert(RUST_LOOP_LO_CRYPT_NONE == LO_CRYPT_NONE);
+static_assert(RUST_LOOP_LO_CRYPT_XOR == LO_CRYPT_XOR);
+static_assert(RUST_LOOP_LO_CRYPT_CRYPTOAPI == LO_CRYPT_CRYPTOAPI);
+
 /* The loop UAPI layouts that sys/uapi.rs assumes. */
 #define CHECK_SIZE(S, type) static_assert(RUST_LOOP_##S##_SIZE == sizeof(struct type))
 #define CHECK_OFF(S, type, F, f) static_assert(RUST_LOOP_##S##_OFF_##F == offsetof(struct type, f))

@@ -31,6 +31,34 @@
 #define RUST_LOOP_BLK_STS_IOERR		10
 
 /*
+ * The loop UAPI numbers that sys/uapi.rs spells out (rust/uapi does not
+ * include <linux/loop.h>), checked against the kernel's header.
+ */
+#define RUST_LOOP_LOOP_SET_FD		0x4C00
+#define RUST_LOOP_LOOP_CLR_FD		0x4C01
+#define RUST_LOOP_LOOP_SET_STATUS	0x4C02
+#define RUST_LOOP_LOOP_GET_STATUS	0x4C03
+#define RUST_LOOP_LOOP_SET_STATUS64	0x4C04
+#define RUST_LOOP_LOOP_GET_STATUS64	0x4C05
+#define RUST_LOOP_LOOP_CHANGE_FD	0x4C06
+#define RUST_LOOP_LOOP_SET_CAPACITY	0x4C07
+#define RUST_LOOP_LOOP_SET_DIRECT_IO	0x4C08
+#define RUST_LOOP_LOOP_SET_BLOCK_SIZE	0x4C09
+#define RUST_LOOP_LOOP_CONFIGURE	0x4C0A
+#define RUST_LOOP_LOOP_CTL_ADD		0x4C80
+#define RUST_LOOP_LOOP_CTL_REMOVE	0x4C81
+#define RUST_LOOP_LOOP_CTL_GET_FREE	0x4C82
+#define RUST_LOOP_LO_FLAGS_READ_ONLY	1
+#define RUST_LOOP_LO_FLAGS_AUTOCLEAR	4
+#define RUST_LOOP_LO_FLAGS_PARTSCAN	8
+#define RUST_LOOP_LO_FLAGS_DIRECT_IO	16
+#define RUST_LOOP_LO_NAME_SIZE		64
+#define RUST_LOOP_LO_KEY_SIZE		32
+#define RUST_LOOP_LO_CRYPT_NONE		0
+#define RUST_LOOP_LO_CRYPT_XOR		1
+#define RUST_LOOP_LO_CRYPT_CRYPTOAPI	18
+
+/*
  * The layouts of the loop UAPI structures as sys/uapi.rs spells them out
  * (x86-64, and compat_loop_info of 32-bit x86 user space). The helper
  * object checks them against the kernel's own structures, and the Rust side
