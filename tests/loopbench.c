@@ -164,9 +164,13 @@ static void add_remove(int add, int first, int n)
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		die("/dev/loop-control");
-	for (i = first; i < first + n; i++)
-		if (ioctl(ctl, add ? LOOP_CTL_ADD : LOOP_CTL_REMOVE, i) != i)
-			die(add ? "LOOP_CTL_ADD" : "LOOP_CTL_REMOVE");
+	for (i = first; i < first + n; i++) {
+		/* LOOP_CTL_ADD returns the index, LOOP_CTL_REMOVE 0. */
+		if (add && ioctl(ctl, LOOP_CTL_ADD, i) != i)
+			die("LOOP_CTL_ADD");
+		if (!add && ioctl(ctl, LOOP_CTL_REMOVE, i) != 0)
+			die("LOOP_CTL_REMOVE");
+	}
 	close(ctl);
 }
 
