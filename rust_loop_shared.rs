@@ -44,10 +44,9 @@ pub(crate) struct Shared {
 ///
 /// `loop.c` walks every device from index 0 for each `LOOP_CTL_GET_FREE`,
 /// so binding `n` devices one after another, as Android's apexd does at
-/// boot, walks `n * n / 2` devices: with 256 devices, 6 % of the time of
-/// each `LOOP_CTL_GET_FREE` + `LOOP_CONFIGURE` (`make bench`). With the
-/// hint a walk starts at the device it found last time, or at a device
-/// that became free since.
+/// boot, walks `n * n / 2` devices (`make bench`'s `ctl-*` rows,
+/// `Documentation/benchmark.rst`). With the hint a walk starts at the
+/// device it found last time, or at a device that became free since.
 ///
 /// Every device that becomes free (created, detached, refused removal)
 /// lowers the hint ([`Self::lower`]); a walk moves it up only to where
