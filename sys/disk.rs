@@ -233,7 +233,8 @@ impl<T: DiskOps> Disk<T> {
                     );
                 }
             }
-            // SAFETY: as above; `disk_name` is a byte array (`c_char` is `u8`).
+            // SAFETY: `disk` is the gendisk just allocated, ours alone;
+            // `disk_name` is a byte array (`c_char` is `u8`).
             let disk_name = unsafe { &mut (*disk).disk_name };
             // A name that does not fit in `DISK_NAME_LEN` is cut at a
             // formatting piece (`loop<N>` always fits: at most 14 bytes).
@@ -251,7 +252,8 @@ impl<T: DiskOps> Disk<T> {
                 ptr::addr_of_mut!((*slot)._p).write(PhantomData);
                 state.__init(ptr::addr_of_mut!((*slot).state))
             };
-            // SAFETY: as above.
+            // SAFETY: `io_lock` is valid for writes and pinned in place, as
+            // `state` above.
             let Ok(()) = unsafe { io_lock.__init(ptr::addr_of_mut!((*slot).io_lock)) };
             // INVARIANT: tag set allocated, gendisk allocated on it with our
             // reference, state `Allocated`.
@@ -535,6 +537,13 @@ impl<T: DiskOps> IoGuard<'_, T> {
 
 /// A live gendisk, borrowed for the duration of a callback or while the
 /// caller otherwise knows it is alive.
+///
+/// # Invariants
+///
+/// `0` is a gendisk allocated by the block layer that stays allocated for
+/// as long as the reference to this value lives: its `part0` (the whole
+/// disk's block device, with its device and kobject), its `queue` and its
+/// `open_mutex` are valid then.
 #[repr(transparent)]
 pub(crate) struct GenDisk(Opaque<bindings::gendisk>);
 
@@ -543,6 +552,7 @@ impl GenDisk {
     ///
     /// `ptr` is a valid gendisk for the lifetime `'a`.
     pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::gendisk) -> &'a Self {
+        // INVARIANT: valid for `'a`, the lifetime of the reference.
         // SAFETY: `GenDisk` is a transparent wrapper of `gendisk`.
         unsafe { &*ptr.cast() }
     }
@@ -552,13 +562,13 @@ impl GenDisk {
     }
 
     fn dev_kobj(&self) -> *mut bindings::kobject {
-        // SAFETY: a live gendisk has a `part0`; `disk_to_dev()`.
+        // SAFETY: the disk's `part0` is valid (type invariant); `disk_to_dev()`.
         unsafe { ptr::addr_of_mut!((*(*self.raw()).part0).bd_device.kobj) }
     }
 
     /// `disk_openers()`: openers of the whole disk.
     pub(crate) fn openers(&self) -> u32 {
-        // SAFETY: `part0` of a live disk is valid; `bd_openers` is an
+        // SAFETY: the disk's `part0` is valid (type invariant); `bd_openers` is an
         // `atomic_t`, read as `atomic_read` does.
         let n =
             unsafe { ptr::read_volatile(ptr::addr_of!((*(*self.raw()).part0).bd_openers.counter)) };
@@ -568,7 +578,7 @@ impl GenDisk {
     /// `set_capacity_and_notify()`; sends a change uevent itself when it
     /// does not (the capacity did not change), as `loop_set_size()` does.
     pub(crate) fn set_capacity_and_notify(&self, sectors: u64) {
-        // SAFETY: a live disk.
+        // SAFETY: a valid gendisk (type invariant).
         if !unsafe { bindings::set_capacity_and_notify(self.raw(), sectors) } {
             self.uevent_change();
         }
@@ -576,33 +586,34 @@ impl GenDisk {
 
     /// Sends a `KOBJ_CHANGE` uevent for the disk.
     pub(crate) fn uevent_change(&self) {
-        // SAFETY: the kobject of a live disk's device.
+        // SAFETY: the kobject of the disk's device (type invariant).
         unsafe { bindings::kobject_uevent(self.dev_kobj(), bindings::kobject_action_KOBJ_CHANGE) };
     }
 
     /// `dev_set_uevent_suppress()` on the disk's device.
     pub(crate) fn set_uevent_suppress(&self, suppress: bool) {
-        // SAFETY: the kobject of a live disk's device; the C inline writes
+        // SAFETY: the kobject of the disk's device (type invariant); the C inline writes
         // the bit field the same way.
         unsafe { (*self.dev_kobj()).set_uevent_suppress(c_uint::from(suppress)) };
     }
 
     /// `disk_force_media_change()`.
     pub(crate) fn force_media_change(&self) {
-        // SAFETY: a live disk.
+        // SAFETY: a valid gendisk (type invariant).
         unsafe { bindings::disk_force_media_change(self.raw()) };
     }
 
     /// `set_disk_ro()`.
     pub(crate) fn set_read_only(&self, ro: bool) {
-        // SAFETY: a live disk.
+        // SAFETY: a valid gendisk (type invariant).
         unsafe { bindings::set_disk_ro(self.raw(), ro) };
     }
 
     /// Sets or clears `GD_SUPPRESS_PART_SCAN`.
     pub(crate) fn set_suppress_part_scan(&self, suppress: bool) {
         let bit = bindings::GD_SUPPRESS_PART_SCAN as c_ulong;
-        // SAFETY: `state` of a live disk, changed with atomic bit operations.
+        // SAFETY: `state` of the disk (type invariant), changed with atomic
+        // bit operations.
         unsafe {
             let state = ptr::addr_of_mut!((*self.raw()).state);
             if suppress {
@@ -616,7 +627,7 @@ impl GenDisk {
     /// `sync_blockdev()` and `invalidate_bdev()` of the whole disk, before
     /// its geometry changes.
     pub(crate) fn sync_and_invalidate(&self) {
-        // SAFETY: `part0` of a live disk.
+        // SAFETY: the disk's `part0` (type invariant).
         unsafe {
             let part0 = (*self.raw()).part0;
             bindings::sync_blockdev(part0);
@@ -626,26 +637,27 @@ impl GenDisk {
 
     /// `invalidate_disk()`: drops the page cache and zeroes the capacity.
     pub(crate) fn invalidate(&self) {
-        // SAFETY: a live disk.
+        // SAFETY: a valid gendisk (type invariant).
         unsafe { bindings::invalidate_disk(self.raw()) };
     }
 
     /// The disk's request queue.
     pub(crate) fn queue(&self) -> &Queue {
-        // SAFETY: a live disk's queue lives at least as long as the disk.
+        // SAFETY: the disk's queue lives at least as long as the disk (type
+        // invariant), so as long as the returned reference (`Queue`'s).
         unsafe { &*(*self.raw()).queue.cast::<Queue>() }
     }
 
     /// Creates the sysfs attribute group `group` on the disk's device.
     pub(crate) fn add_group(&self, group: &'static super::sysfs::Group) -> Result {
-        // SAFETY: the kobject of a live disk; `group` is static.
+        // SAFETY: the kobject of the disk (type invariant); `group` is static.
         to_result(unsafe { bindings::sysfs_create_group(self.dev_kobj(), group.as_raw()) })
     }
 
     /// Removes the sysfs attribute group `group` (no-op if absent). Waits
     /// for running `show` callbacks of the group.
     pub(crate) fn remove_group(&self, group: &'static super::sysfs::Group) {
-        // SAFETY: the kobject of a live disk; `group` is static.
+        // SAFETY: the kobject of the disk (type invariant); `group` is static.
         unsafe { bindings::sysfs_remove_group(self.dev_kobj(), group.as_raw()) };
     }
 }
@@ -664,12 +676,18 @@ impl ReleasingDisk<'_> {
     /// Rescans the partitions with `open_mutex` already held, dropping
     /// partitions added by `BLKPG` too (as `__loop_clr_fd` does).
     pub(crate) fn rescan_partitions(&self) -> Result {
-        // SAFETY: a live disk whose `open_mutex` the release path holds.
+        // SAFETY: the disk (`GenDisk`'s invariant), whose `open_mutex` the
+        // release path holds.
         to_result(unsafe { bindings::bdev_disk_changed(self.0.raw(), false) })
     }
 }
 
 /// A block device (whole disk or partition) in an ioctl callback.
+///
+/// # Invariants
+///
+/// `0` is an open block device of a live gendisk (`bd_disk`) for as long
+/// as the reference to this value lives; its `bd_dev` is constant.
 #[repr(transparent)]
 pub(crate) struct BlockDevice(Opaque<bindings::block_device>);
 
@@ -689,8 +707,8 @@ impl BlockDevice {
     /// handed only to the ioctl callbacks, which run without it.
     pub(crate) fn rescan_partitions(&self) -> Result {
         let disk = self.disk().raw();
-        // SAFETY: a live disk; `open_mutex` is a valid mutex that this
-        // context does not hold (see above).
+        // SAFETY: the device's disk (type invariant); its `open_mutex` is a
+        // valid mutex that this context does not hold (see above).
         let rc = unsafe {
             let m = ptr::addr_of_mut!((*disk).open_mutex);
             bindings::mutex_lock(m);
@@ -709,7 +727,7 @@ impl BlockDevice {
 
     /// Its `dev_t`.
     pub(crate) fn devt(&self) -> u32 {
-        // SAFETY: `bd_dev` of a live block device is constant.
+        // SAFETY: `bd_dev` is constant (type invariant).
         unsafe { (*self.raw()).bd_dev }
     }
 
@@ -721,7 +739,8 @@ impl BlockDevice {
         holder: &'static ClaimHolder,
     ) -> Result<Claim<'a>> {
         let h = ptr::from_ref(holder).cast_mut().cast::<c_void>();
-        // SAFETY: a live block device; `h` is a static address.
+        // SAFETY: an open block device (type invariant); `h` is a static
+        // address.
         to_result(unsafe { bindings::bd_prepare_to_claim(self.raw(), h, ptr::null()) })?;
         Ok(Claim { bdev: self, holder })
     }
@@ -752,6 +771,12 @@ impl Drop for Claim<'_> {
 }
 
 /// A request queue.
+///
+/// # Invariants
+///
+/// `0` is a request queue that stays allocated for as long as the
+/// reference to this value lives (a disk's queue lives as long as the
+/// disk; a request's as long as the request).
 #[repr(transparent)]
 pub(crate) struct Queue(Opaque<bindings::request_queue>);
 
@@ -763,7 +788,7 @@ impl Queue {
     /// Freezes the queue: waits for requests in flight and holds new ones
     /// back until the returned guard is dropped.
     pub(crate) fn freeze(&self) -> FrozenQueue<'_> {
-        // SAFETY: a live queue.
+        // SAFETY: a valid queue (type invariant).
         let memflags = unsafe { helpers::rust_loop_freeze_queue(self.raw().cast()) };
         FrozenQueue {
             queue: self,
@@ -774,13 +799,13 @@ impl Queue {
     /// Whether a request of the queue is in flight (started and not yet
     /// ended: `blk_mq_queue_inflight()`).
     pub(crate) fn inflight(&self) -> bool {
-        // SAFETY: a live queue.
+        // SAFETY: a valid queue (type invariant).
         unsafe { bindings::blk_mq_queue_inflight(self.raw()) }
     }
 
     /// The current logical block size.
     pub(crate) fn logical_block_size(&self) -> u32 {
-        // SAFETY: a live queue; the limits are read racily as
+        // SAFETY: a valid queue (type invariant); the limits are read racily as
         // `queue_logical_block_size()` does.
         unsafe { ptr::read_volatile(ptr::addr_of!((*self.raw()).limits.logical_block_size)) }
     }
@@ -805,7 +830,7 @@ impl Queue {
     /// lock there would deadlock, as `loop.c`'s `loop_clear_limits()` can).
     pub(crate) fn try_update_limits(&self, f: impl FnOnce(&mut Limits)) -> Option<Result> {
         let mut lim = MaybeUninit::<bindings::queue_limits>::uninit();
-        // SAFETY: a live queue; on success the helper holds `limits_lock`
+        // SAFETY: a valid queue (type invariant); on success the helper holds `limits_lock`
         // and copied the current limits into `lim`.
         let locked = unsafe {
             helpers::rust_loop_queue_limits_try_start_update(
@@ -830,7 +855,7 @@ impl Queue {
     /// returned update holds until committed.
     fn start_update(&self) -> LimitsUpdate<'_> {
         let mut lim = MaybeUninit::<bindings::queue_limits>::uninit();
-        // SAFETY: a live queue; the helper locks `limits_lock` and copies
+        // SAFETY: a valid queue (type invariant); the helper locks `limits_lock` and copies
         // the current limits into `lim`.
         unsafe {
             helpers::rust_loop_queue_limits_start_update(self.raw().cast(), lim.as_mut_ptr().cast())

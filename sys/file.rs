@@ -56,6 +56,12 @@ const _: () =
     assert!(core::mem::offset_of!(KStatfs, f_bsize) == helpers::layout::KSTATFS_BSIZE_OFFSET);
 
 /// A reference-counted open file used as a loop device's backing store.
+///
+/// # Invariants
+///
+/// `0` holds a reference on an open file, so that the file, its
+/// `f_mapping` (and the mapping's `host`, the inode), `f_inode`, `f_op`
+/// (static) and `f_path` stay valid and unchanged while this value lives.
 #[derive(Clone)]
 pub(crate) struct BackingFile(ARef<File>);
 
@@ -73,13 +79,13 @@ impl BackingFile {
     }
 
     fn inode(&self) -> *mut bindings::inode {
-        // SAFETY: `f_mapping->host` of an open file is its inode (for a
+        // SAFETY: `f_mapping->host` of the open file (type invariant) is its inode (for a
         // block device file, the block device's inode), valid while open.
         unsafe { (*(*self.as_ptr()).f_mapping).host }
     }
 
     fn mode_bits(&self) -> u32 {
-        // SAFETY: the inode of an open file; `i_mode`'s type is constant.
+        // SAFETY: the inode of the open file (type invariant); `i_mode`'s type is constant.
         u32::from(unsafe { (*self.inode()).i_mode })
     }
 
@@ -93,19 +99,19 @@ impl BackingFile {
     }
 
     fn f_op(&self) -> &bindings::file_operations {
-        // SAFETY: an open file has a valid, static `f_op`.
+        // SAFETY: the open file's `f_op` is valid and static (type invariant).
         unsafe { &*(*self.as_ptr()).f_op }
     }
 
     /// Opened for writing (`FMODE_WRITE`).
     pub(crate) fn writable(&self) -> bool {
-        // SAFETY: `f_mode` of an open file.
+        // SAFETY: `f_mode` of the open file (type invariant).
         (unsafe { (*self.as_ptr()).f_mode }) & helpers::FMODE_WRITE != 0
     }
 
     /// Supports direct I/O (`FMODE_CAN_ODIRECT`).
     pub(crate) fn can_odirect(&self) -> bool {
-        // SAFETY: `f_mode` of an open file.
+        // SAFETY: `f_mode` of the open file (type invariant).
         (unsafe { (*self.as_ptr()).f_mode }) & helpers::FMODE_CAN_ODIRECT != 0
     }
 
@@ -136,7 +142,7 @@ impl BackingFile {
 
     /// The `dev_t` of the block device this file is, if it is one.
     pub(crate) fn rdev(&self) -> Option<u32> {
-        // SAFETY: the inode of an open file; `i_rdev` is constant.
+        // SAFETY: the inode of the open file (type invariant); `i_rdev` is constant.
         (self.kind() == Kind::Block).then(|| unsafe { (*self.inode()).i_rdev })
     }
 
@@ -176,13 +182,13 @@ impl BackingFile {
     }
 
     fn path(&self) -> *const bindings::path {
-        // SAFETY: `f_path` of an open file.
+        // SAFETY: `f_path` of the open file (type invariant).
         unsafe { ptr::addr_of!((*self.as_ptr()).__bindgen_anon_1.f_path) }
     }
 
     fn getattr(&self, mask: u32, with_security: bool) -> Result<bindings::kstat> {
         let mut st = MaybeUninit::<bindings::kstat>::zeroed();
-        // SAFETY: the path of an open file and a writable `kstat`.
+        // SAFETY: the path of the open file (type invariant) and a writable `kstat`.
         let ret = unsafe {
             if with_security {
                 bindings::vfs_getattr(
@@ -254,7 +260,7 @@ impl BackingFile {
     /// Whether the storage under the file is rotational.
     pub(crate) fn rotational(&self) -> bool {
         self.under_queue().is_some_and(|q| {
-            // SAFETY: a live queue (see `under_queue`).
+            // SAFETY: a valid queue (see `under_queue`).
             (unsafe { (*q).limits.features }) & bindings::BLK_FEAT_ROTATIONAL != 0
         })
     }
@@ -267,7 +273,7 @@ impl BackingFile {
             let Some(q) = self.under_queue() else {
                 return (0, 0);
             };
-            // SAFETY: a live queue (see `under_queue`).
+            // SAFETY: a valid queue (see `under_queue`).
             let lim = unsafe { &(*q).limits };
             return (lim.max_write_zeroes_sectors, lim.discard_granularity);
         }
@@ -277,7 +283,7 @@ impl BackingFile {
                 f_bsize: 0,
                 rest: [0; 13],
             };
-            // SAFETY: the path of an open file and a writable `kstatfs`
+            // SAFETY: the path of the open file (type invariant) and a writable `kstatfs`
             // (`KStatfs` mirrors its layout, checked by the C helper).
             if unsafe { bindings::vfs_statfs(self.path(), ptr::from_mut(&mut sf).cast()) } == 0 {
                 return (u32::MAX >> 9, sf.f_bsize as u32);
@@ -288,7 +294,7 @@ impl BackingFile {
 
     /// `vfs_fsync(file, 0)`.
     pub(crate) fn fsync(&self) -> Result {
-        // SAFETY: an open file.
+        // SAFETY: the open file (type invariant).
         to_result(unsafe { bindings::vfs_fsync(self.as_ptr(), 0) })
     }
 
@@ -297,7 +303,7 @@ impl BackingFile {
         let Some(f) = self.f_op().fallocate else {
             return Err(EOPNOTSUPP);
         };
-        // SAFETY: an open file whose `f_op` has `fallocate`.
+        // SAFETY: the open file (type invariant), whose `f_op` has `fallocate`.
         to_result(unsafe { f(self.as_ptr(), mode, pos as i64, len as i64) } as i32)
     }
 
@@ -323,7 +329,7 @@ impl BackingFile {
     /// allocations, so that writing back the file cannot recurse into the
     /// loop device; returns the previous mask for [`Self::restore_gfp`].
     pub(crate) fn limit_gfp(&self) -> u32 {
-        // SAFETY: the mapping of an open file; `mapping_gfp_mask()` and
+        // SAFETY: the mapping of the open file (type invariant); `mapping_gfp_mask()` and
         // `mapping_set_gfp_mask()` are plain accesses of `gfp_mask`.
         unsafe {
             let m = (*self.as_ptr()).f_mapping;

@@ -71,7 +71,8 @@ unsafe extern "C" fn set_int(val: *const c_char, kp: *const bindings::kernel_par
     if val.is_null() {
         return -(bindings::EINVAL as c_int);
     }
-    // SAFETY: as above; `v` is writable.
+    // SAFETY: `val` is NUL-terminated (the loader's guarantee) and not
+    // NULL (checked); `v` is writable.
     let ret = unsafe { bindings::kstrtoint(val, 0, &mut v) };
     if ret < 0 {
         return ret;

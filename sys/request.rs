@@ -666,7 +666,8 @@ pub(crate) struct RequestWorker<T: DiskOps> {
 // SAFETY: the list is changed only with atomic operations; the work item
 // and the workqueue may be used from any thread.
 unsafe impl<T: DiskOps> Send for RequestWorker<T> {}
-// SAFETY: as above.
+// SAFETY: the list is changed only with atomic operations; the work item
+// and the workqueue may be used from any thread, by several at once.
 unsafe impl<T: DiskOps> Sync for RequestWorker<T> {}
 
 impl<T: DiskOps> RequestWorker<T> {
@@ -791,15 +792,15 @@ unsafe extern "C" fn list_work_callback<T: DiskOps>(work: *mut bindings::work_st
             let pdu = lifo as *const Pdu<T>;
             // SAFETY: a PDU of a request the taken list owns.
             let next = unsafe { (*pdu).next.load(Relaxed) };
-            // SAFETY: as above.
+            // SAFETY: a PDU of a request the taken list owns.
             unsafe { (*pdu).next.store(fifo, Relaxed) };
             fifo = lifo;
             lifo = next;
         }
         while fifo != 0 {
             let pdu = fifo as *mut Pdu<T>;
-            // SAFETY: as above; read before the request is handed on and
-            // maybe over.
+            // SAFETY: a PDU of a request the taken list owns; read before
+            // the request is handed on and maybe over.
             fifo = unsafe { (*pdu).next.load(Relaxed) };
             // SAFETY: the list gives up its ownership of this request.
             let rq = unsafe { Request::<T>::from_raw(bindings::blk_mq_rq_from_pdu(pdu.cast())) };

@@ -42,7 +42,8 @@ pub(crate) struct AllocXArray<T: Send + Sync + 'static> {
 // SAFETY: the entries are `Arc<T>` with `T: Send + Sync`, and every access
 // to the array goes through its own lock or its RCU-safe lookups.
 unsafe impl<T: Send + Sync + 'static> Send for AllocXArray<T> {}
-// SAFETY: as above; `&self` methods take the XArray's lock.
+// SAFETY: the entries are `Arc<T>` with `T: Send + Sync`, and every
+// `&self` method takes the XArray's lock or uses its RCU-safe lookups.
 unsafe impl<T: Send + Sync + 'static> Sync for AllocXArray<T> {}
 
 /// The XArray's spinlock, held for a scope.
@@ -217,7 +218,8 @@ impl<T: Send + Sync + 'static> AllocXArray<T> {
             if pred(&entry) {
                 return Some(index as u32);
             }
-            // SAFETY: as above; `xa_find_after` continues after `index`.
+            // SAFETY: the lock is held; `xa_find_after` only reads, and
+            // continues after `index`.
             p = unsafe { bindings::xa_find_after(self.raw(), &mut index, u32::MAX as usize, MARK) };
         }
         None
