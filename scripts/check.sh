@@ -44,8 +44,39 @@ ko=$RL_TOP/build/$subject/rust_loop.ko
 tier=
 [ -n "${QUICK:-}" ] && tier=quick
 [ -n "${FULL:-}" ] && tier=full
-drivers=${DRIVERS:-rust c}
-[ "$tier" = quick ] && drivers=${DRIVERS:-rust}
+
+# What each tier changes, in one place:
+#
+#   tier     drivers  tests built  guest env   timeout  kernel args   vCPUs  crash boots
+#   quick    rust     native       RL_QUICK=1  1 h      kmemleak=off  1      no
+#   default  rust c   all          -           1 h      -             2      yes
+#   full     rust c   all          RL_FULL=1   8 h      -             2      yes
+#
+# The quick tier boots the test kernel with kmemleak off: kmemleak's
+# bookkeeping of every allocation costs the debug kernel under TCG over a
+# third of its speed (KASAN, lockdep and the splat check stay; leaks are
+# make check's to find). Its guests have one vCPU each (QEMU_SMP
+# overrides): with two guests on this 2-core machine a second vCPU buys no
+# parallelism, and it costs TCG work between the vCPUs (not profiled;
+# cross-vCPU TLB flushes are the likely part); make check keeps two: its
+# races want two CPUs really running at once. The quick tier runs no
+# 32-bit copies (it does not build them) and no crash boots (two boots
+# per driver for one test). Timings: Documentation/pipeline.rst.
+case $tier in
+quick)
+	drivers=${DRIVERS:-rust} tests_target=native env="RL_QUICK=1 " guest_timeout=3600
+	kargs=kmemleak=off crash_boots=
+	export QEMU_SMP=${QEMU_SMP:-1}
+	;;
+full)
+	drivers=${DRIVERS:-rust c} tests_target=all env="RL_FULL=1 " guest_timeout=28800
+	kargs= crash_boots=1
+	;;
+*)
+	drivers=${DRIVERS:-rust c} tests_target=all env= guest_timeout=3600
+	kargs= crash_boots=1
+	;;
+esac
 want() { case " $drivers " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # mawk reads a pipe in big blocks unless told to be interactive.
@@ -64,9 +95,6 @@ fi
 mod=$!
 "$RL_TOP/scripts/build-module.sh" "$subject" "$RL_TOP/build/$subject-loop" RUST_LOOP_NAME=loop >/dev/null &
 modloop=$!
-# The quick tier runs no 32-bit copies: it does not build them.
-tests_target=all
-[ "$tier" = quick ] && tests_target=native
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" "$tests_target" &
 tests=$!
 wait "$mod" || rl_die "building rust_loop.ko failed"
@@ -75,9 +103,6 @@ wait "$tests" || rl_die "building the tests failed"
 rl_log "built in $(($(date +%s) - t0)) s; booting"
 
 id=check-$(date +%Y%m%d-%H%M%S)-$$
-env=
-[ "$tier" = quick ] && env="RL_QUICK=1 "
-[ "$tier" = full ] && env="RL_FULL=1 "
 # SLOW_CASE=N: name every test case of N seconds or more in a "# slow:"
 # line (tests/run.sh; default 10).
 [ -n "${SLOW_CASE:-}" ] && env+="RL_SLOW_CASE=$((SLOW_CASE)) "
@@ -99,23 +124,6 @@ queue=$RL_TOP/build/queue-$id
 rm -rf "$queue"
 mkdir -p "$queue"
 nrust=${RUST_GUESTS:-2}
-guest_timeout=3600
-[ "$tier" = full ] && guest_timeout=28800
-
-# The quick tier boots the test kernel with kmemleak off: kmemleak's
-# bookkeeping of every allocation costs the debug kernel under TCG over a
-# third of its speed (100 execs: 7.5 s with it, 4.7 s without; release
-# kernel 1.1 s). KASAN, lockdep and the splat check stay; leaks are make
-# check's to find.
-kargs=
-[ "$tier" = quick ] && kargs=kmemleak=off
-# The quick tier's guests have one vCPU each (QEMU_SMP overrides): with two
-# guests on this 2-core machine a second vCPU buys no parallelism, and it
-# costs TCG work between the vCPUs (not profiled; cross-vCPU TLB flushes
-# are the likely part). Measured, quick tier, idle host: 223 s with one
-# vCPU, 331 s with two (losetup_test 34 s against 69). make check keeps
-# two: its races want two CPUs really running at once.
-[ "$tier" = quick ] && export QEMU_SMP=${QEMU_SMP:-1}
 
 # boot NAME PROFILE DRIVER: one guest running tests/run.sh for one driver;
 # its raw output goes to stdout, its exit status to $RL_CACHE/runs/ID-NAME/rc.
@@ -186,8 +194,8 @@ want c && boots+=(c)
 if want rust; then
 	for ((i = 2; i <= nrust; i++)); do boots+=("rust$i"); done
 fi
-# tests/crash.sh's boots (not in the quick tier: two boots per driver for
-# one program) follow the loop.ko guest, which ends first.
+# tests/crash.sh's boots (crash_boots: not in the quick tier) follow the
+# loop.ko guest, which ends first.
 crash_selected() {
 	local w
 	[ -z "${T:-}" ] && return 0
@@ -197,7 +205,7 @@ crash_selected() {
 	return 1
 }
 crash=()
-if [ "$tier" != quick ] && crash_selected; then
+if [ -n "$crash_boots" ] && crash_selected; then
 	want c && crash+=(c)
 	want rust && crash+=(rust)
 fi
