@@ -387,102 +387,15 @@ impl<T: DiskOps> Request<T> {
         // No memory reclaim may recurse into this device from here: the
         // allocations below and the file system's use GFP_NOIO.
         let noio = NoIo::enter();
-        let pdu = self.pdu();
-        let rq = self.raw();
-
-        let mut nr: usize = 0;
-        let mut covered: u32 = 0;
-        self.for_each_bvec(|bv| {
-            nr += 1;
-            covered += bv.bv_len;
-        });
-
-        // SAFETY: we own the request and, with it, the PDU's bvec cell; no
-        // I/O of it is in flight.
-        let bvecs = unsafe { &mut *pdu.bvecs.get() };
-        // SAFETY: an owned request with a valid bio chain.
-        let single = unsafe { (*rq).bio == (*rq).biotail };
-        let (bvec, iov_offset) = if single {
-            // SAFETY: the first bio's iterator indexes its bvec array; the
-            // iov_iter starts at the same offset into that bvec.
-            unsafe {
-                let bio = (*rq).bio;
-                let it = (*bio).bi_iter;
-                (
-                    (*bio).bi_io_vec.add(it.bi_idx as usize),
-                    it.bi_offset as usize,
-                )
-            }
-        } else {
-            bvecs.clear();
-            if bvecs.reserve(nr, GFP_KERNEL).is_err() {
-                return Err(self);
-            }
-            self.for_each_bvec(|bv| {
-                // Cannot fail: `nr` slots are reserved.
-                let _ = bvecs.push(bv, GFP_KERNEL);
-            });
-            (bvecs.as_mut_ptr(), 0)
+        let Ok(bvecs) = self.bvec_array() else {
+            return Err(self);
         };
-
-        let iocb = pdu.iocb.get();
-        let mut ki_flags = 0;
-        if flags.direct {
-            ki_flags |= bindings::IOCB_DIRECT as c_int;
-        }
-        // SAFETY: the kiocb is ours until the I/O completes; zeroed, then
-        // set up as `lo_rw_aio()` does.
-        unsafe {
-            iocb.write(pin_init::zeroed());
-            (*iocb).ki_filp = file.as_ptr();
-            (*iocb).ki_pos = pos as i64;
-            // req_get_ioprio()
-            let bio = (*rq).bio;
-            (*iocb).ki_ioprio = if bio.is_null() { 0 } else { (*bio).bi_ioprio };
-            (*iocb).ki_flags = ki_flags;
-            if flags.direct {
-                (*iocb).ki_complete = Some(ki_complete_callback::<T>);
-            }
-        }
-
-        if write {
-            // SAFETY: `iocb` has its file set; may block.
-            unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
-        }
-
-        pdu.flags.store(if write { PDU_WRITE } else { 0 }, Relaxed);
-        pdu.ret.store(0, Relaxed);
-        pdu.refs.store(2, Release);
-
-        let mut iter = MaybeUninit::<bindings::iov_iter>::uninit();
-        let dir = if write {
-            bindings::ITER_SOURCE
-        } else {
-            bindings::ITER_DEST
-        };
-        // SAFETY: `bvec` points at `nr` bio_vecs describing the request's
-        // pages, valid until the I/O completes (the request's own bios, or
-        // the PDU's array, freed only by `finish_ref` once the I/O is done).
-        let ret = unsafe {
-            bindings::iov_iter_bvec(
-                iter.as_mut_ptr(),
-                dir,
-                bvec,
-                nr as c_ulong,
-                covered as usize,
-            );
-            (*iter.as_mut_ptr()).iov_offset = iov_offset;
-            let f_op = &*(*file.as_ptr()).f_op;
-            let op = if write {
-                f_op.write_iter
-            } else {
-                f_op.read_iter
-            };
-            match op {
-                Some(op) => op(iocb, iter.as_mut_ptr()),
-                None => -(bindings::EINVAL as isize),
-            }
-        };
+        self.prepare_kiocb(file, pos, write, flags.direct);
+        // SAFETY: the kiocb was just set up for this request and `file`;
+        // `bvecs` describes the request's pages, valid until the I/O
+        // completes (the request's own bios, or the PDU's array, freed
+        // only by `finish_ref` once the I/O is done).
+        let ret = unsafe { self.submit_kiocb(file, write, &bvecs) };
         drop(noio);
 
         // From here on the request may already be completed by
@@ -498,6 +411,131 @@ impl<T: DiskOps> Request<T> {
             unsafe { Self::set_result(raw, ret as i64, Completion::InTask) };
         }
         Ok(())
+    }
+
+    /// The request's bio_vecs as one array, for an `ITER_BVEC` iov_iter:
+    /// the first bio's own array in place when the request has one bio, a
+    /// copy of the bio_vec descriptors in the PDU otherwise (`ENOMEM` if
+    /// it cannot grow), never of the data.
+    fn bvec_array(&self) -> Result<BvecArray> {
+        let pdu = self.pdu();
+        let rq = self.raw();
+        let mut nr: usize = 0;
+        let mut covered: u32 = 0;
+        self.for_each_bvec(|bv| {
+            nr += 1;
+            covered += bv.bv_len;
+        });
+        // SAFETY: an owned request with a valid bio chain.
+        let single = unsafe { (*rq).bio == (*rq).biotail };
+        let (bvec, offset) = if single {
+            // SAFETY: the first bio's iterator indexes its bvec array; the
+            // iov_iter starts at the same offset into that bvec.
+            unsafe {
+                let bio = (*rq).bio;
+                let it = (*bio).bi_iter;
+                (
+                    (*bio).bi_io_vec.add(it.bi_idx as usize),
+                    it.bi_offset as usize,
+                )
+            }
+        } else {
+            // SAFETY: we own the request and, with it, the PDU's bvec
+            // cell; no I/O of it is in flight.
+            let bvecs = unsafe { &mut *pdu.bvecs.get() };
+            bvecs.clear();
+            bvecs.reserve(nr, GFP_KERNEL)?;
+            self.for_each_bvec(|bv| {
+                // Cannot fail: `nr` slots are reserved.
+                let _ = bvecs.push(bv, GFP_KERNEL);
+            });
+            (bvecs.as_mut_ptr(), 0)
+        };
+        Ok(BvecArray {
+            bvec,
+            nr,
+            bytes: covered as usize,
+            offset,
+        })
+    }
+
+    /// Sets up the PDU's kiocb for a read or write of `file` at `pos`, as
+    /// `lo_rw_aio()` does, takes the write's freeze protection (may
+    /// block), and arms the submission's two references (the submitter's
+    /// and `ki_complete`'s).
+    fn prepare_kiocb(&self, file: &BackingFile, pos: u64, write: bool, direct: bool) {
+        let pdu = self.pdu();
+        let rq = self.raw();
+        let iocb = pdu.iocb.get();
+        let mut ki_flags = 0;
+        if direct {
+            ki_flags |= bindings::IOCB_DIRECT as c_int;
+        }
+        // SAFETY: the kiocb is ours until the I/O completes; zeroed, then
+        // set up as `lo_rw_aio()` does.
+        unsafe {
+            iocb.write(pin_init::zeroed());
+            (*iocb).ki_filp = file.as_ptr();
+            (*iocb).ki_pos = pos as i64;
+            // req_get_ioprio()
+            let bio = (*rq).bio;
+            (*iocb).ki_ioprio = if bio.is_null() { 0 } else { (*bio).bi_ioprio };
+            (*iocb).ki_flags = ki_flags;
+            if direct {
+                (*iocb).ki_complete = Some(ki_complete_callback::<T>);
+            }
+        }
+        if write {
+            // SAFETY: `iocb` has its file set; may block.
+            unsafe { helpers::rust_loop_kiocb_start_write(iocb.cast()) };
+        }
+        pdu.flags.store(if write { PDU_WRITE } else { 0 }, Relaxed);
+        pdu.ret.store(0, Relaxed);
+        pdu.refs.store(2, Release);
+    }
+
+    /// Hands the PDU's kiocb and an `ITER_BVEC` iov_iter over `bvecs` to
+    /// `file`'s `write_iter` (or `read_iter`); returns what it returned
+    /// (`-EIOCBQUEUED` when `ki_complete` will follow), or `-EINVAL`
+    /// without one.
+    ///
+    /// # Safety
+    ///
+    /// The kiocb was set up by [`Self::prepare_kiocb`] for this request and
+    /// `file`; `bvecs` describes the request's pages and stays valid until
+    /// the I/O completes.
+    unsafe fn submit_kiocb(&self, file: &BackingFile, write: bool, bvecs: &BvecArray) -> isize {
+        let iocb = self.pdu().iocb.get();
+        let mut iter = MaybeUninit::<bindings::iov_iter>::uninit();
+        let dir = if write {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
+        // SAFETY: `bvecs` as the caller guarantees; the iov_iter is
+        // initialized by `iov_iter_bvec` before use; `f_op` of the open
+        // file is valid and static (`BackingFile`'s invariant); the kiocb
+        // as the caller guarantees.
+        unsafe {
+            bindings::iov_iter_bvec(
+                iter.as_mut_ptr(),
+                dir,
+                bvecs.bvec,
+                bvecs.nr as c_ulong,
+                bvecs.bytes,
+            );
+            (*iter.as_mut_ptr()).iov_offset = bvecs.offset;
+            let f_op = &*(*file.as_ptr()).f_op;
+            let op = if write {
+                f_op.write_iter
+            } else {
+                f_op.read_iter
+            };
+            match op {
+                Some(op) => op(iocb, iter.as_mut_ptr()),
+                None => -(bindings::EINVAL as isize),
+            }
+        }
     }
 
     /// Records the result of a submission and drops a reference.
@@ -564,6 +602,16 @@ enum Completion {
     /// `blk_mq_complete_request()`, which also keeps stacked completions
     /// from nesting on one stack.
     Any,
+}
+
+/// A request's bio_vecs as one array ([`Request::bvec_array`]): `nr`
+/// entries from `bvec`, covering `bytes`, the iov_iter starting `offset`
+/// bytes into the first.
+struct BvecArray {
+    bvec: *mut bindings::bio_vec,
+    nr: usize,
+    bytes: usize,
+    offset: usize,
 }
 
 /// A `memalloc_noio_save()` scope.
