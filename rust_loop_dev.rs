@@ -21,10 +21,11 @@ use crate::{
             OpenMode, ReleasingDisk,
         },
         file::{BackingFile, Kind},
-        request::{Request, RequestWorker},
+        request::Request,
         sync::LockKillable,
         sysfs::{disk_attr_group, DiskAttrs, SysfsBuf},
         uapi::{self, LoopConfig},
+        worker::RequestWorker,
         ModuleRef,
     },
 };

@@ -16,7 +16,8 @@
 //! - [`debugfs`]: a debugfs directory and read-only files whose open
 //!   files hold the module (the kernel crate's give no owner).
 //! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
-//! - [`request`]: started blk-mq requests and the zero-copy file I/O.
+//! - [`request`]: started blk-mq requests and the zero-copy file I/O;
+//! - [`worker`]: where requests run in process context, in their cgroups.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sync`]: killable waits for a kernel crate `Mutex`.
 //! - [`sysfs`]: an attribute group on a disk.
@@ -40,6 +41,7 @@ pub(crate) mod request;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod uapi;
+pub(crate) mod worker;
 pub(crate) mod workqueue;
 pub(crate) mod xarray;
 
