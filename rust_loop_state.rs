@@ -32,7 +32,8 @@
 //! sequence that runs partly without `lo_mutex`, as `__loop_clr_fd()` does.
 
 use crate::sys::{
-    disk::{Disk, DiskOps, GenDisk, IoGuard, Queue, ReleasingDisk},
+    disk::{Disk, DiskOps, GenDisk, Queue, ReleasingDisk},
+    disk_io::IoGuard,
     file::{BackingFile, DioAlign},
     request::RwTarget,
     sync::LockKillable,

@@ -13,10 +13,12 @@
 //! - [`disk`]: a blk-mq tag set and gendisk with the driver's own
 //!   `block_device_operations` and private data, and the operations on a
 //!   live disk (capacity, uevents, partitions, queue limits, freezing).
+//! - [`disk_io`]: the disk's data-path state, read by requests without a
+//!   lock, and its bind, freeze and release guards.
 //! - [`debugfs`]: a debugfs directory and read-only files whose open
 //!   files hold the module (the kernel crate's give no owner).
 //! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
-//! - [`request`]: started blk-mq requests and the zero-copy file I/O;
+//! - [`request`]: started blk-mq requests and the zero-copy file I/O.
 //! - [`worker`]: where requests run in process context, in their cgroups.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sync`]: killable waits for a kernel crate `Mutex`.
@@ -33,6 +35,7 @@
 pub(crate) mod blkdev;
 pub(crate) mod debugfs;
 pub(crate) mod disk;
+pub(crate) mod disk_io;
 pub(crate) mod file;
 pub(crate) mod helpers;
 pub(crate) mod misc;
