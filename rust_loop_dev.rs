@@ -17,8 +17,8 @@ use crate::{
     sys::{
         debugfs::File,
         disk::{
-            BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, DiskVtable, GenDisk, Limits,
-            OpenMode, ReleasingDisk,
+            BlockDevice, ClaimHolder, Disk, DiskOps, DiskParams, DiskVtable, GenDisk, OpenMode,
+            ReleasingDisk,
         },
         file::{BackingFile, Kind},
         request::Request,
@@ -71,23 +71,6 @@ pub(crate) struct LoopDevice {
     /// Last: it holds the debugfs directory of `stats`, which must go
     /// first.
     pub(crate) shared: Arc<Shared>,
-}
-
-/// The size of the device in 512-byte sectors, as `lo_calculate_size()`:
-/// the backing size less the offset, capped by the size limit.
-pub(crate) fn calculate_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
-    let mut size = file.size() as i64;
-    if offset > 0 {
-        size = size.saturating_sub(offset as i64);
-    }
-    if size < 0 {
-        return 0;
-    }
-    let mut size = size as u64;
-    if sizelimit > 0 && sizelimit < size {
-        size = sizelimit;
-    }
-    size >> 9
 }
 
 impl LoopDevice {
@@ -194,67 +177,6 @@ impl LoopDevice {
         }
     }
 
-    /// `lo_can_use_dio()` with logical block size `lbs`.
-    pub(crate) fn can_use_dio(cfg: &Config, file: &BackingFile, lbs: u32) -> bool {
-        let min = cfg.dio_align.min_size.max(1);
-        file.can_odirect() && lbs >= min && cfg.offset & u64::from(min - 1) == 0
-    }
-
-    /// `loop_update_dio()`: drops `LO_FLAGS_DIRECT_IO` when it cannot work.
-    pub(crate) fn update_dio(cfg: &mut Config, lbs: u32) {
-        if cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
-            if let Some(file) = &cfg.file {
-                if !Self::can_use_dio(cfg, file, lbs) {
-                    cfg.flags &= !uapi::LO_FLAGS_DIRECT_IO;
-                }
-            }
-        }
-    }
-
-    /// `loop_set_dma_limit()`, for the flags `flags`.
-    pub(crate) fn set_dma_limit(cfg: &Config, flags: u32, lim: &mut Limits) {
-        if flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
-            lim.set_dma_alignment(cfg.dio_align.mem_mask.max(SECTOR_SIZE - 1));
-        } else {
-            lim.set_dma_alignment(SECTOR_SIZE - 1);
-        }
-    }
-
-    /// `loop_update_limits()`: queue limits for the backing file, with
-    /// logical block size `bsize` (0: 512, or the direct-I/O minimum).
-    pub(crate) fn update_limits(cfg: &Config, file: &BackingFile, lim: &mut Limits, bsize: u32) {
-        let bsize = match bsize {
-            0 if cfg.flags & uapi::LO_FLAGS_DIRECT_IO != 0 => cfg.dio_align.min_size,
-            0 => SECTOR_SIZE,
-            b => b,
-        };
-        let (max_discard, granularity) = file.discard_config();
-        lim.set_block_size(bsize);
-        Self::set_dma_limit(cfg, cfg.flags, lim);
-        lim.set_features(
-            file.has_fsync() && cfg.flags & uapi::LO_FLAGS_READ_ONLY == 0,
-            file.rotational(),
-        );
-        lim.set_discard(max_discard, granularity);
-    }
-
-    /// `loop_assign_backing_file()`: takes `file` as the backing store.
-    pub(crate) fn assign_backing_file(cfg: &mut Config, file: BackingFile) {
-        cfg.old_gfp = file.limit_gfp();
-        if file.o_direct() {
-            cfg.flags |= uapi::LO_FLAGS_DIRECT_IO;
-        }
-        cfg.dio_align = file.dio_align();
-        cfg.file = Some(file);
-    }
-
-    /// `loop_set_size()`.
-    pub(crate) fn set_size(disk: &GenDisk, cfg: &Config) {
-        if let Some(file) = &cfg.file {
-            disk.set_capacity_and_notify(calculate_size(file, cfg.offset, cfg.sizelimit));
-        }
-    }
-
     /// Partition rescan after (re)configuration, outside the locks;
     /// `file_name` is the `lo_file_name` the warning names on failure.
     pub(crate) fn reread_partitions(
@@ -329,10 +251,10 @@ impl LoopDevice {
         disk.set_uevent_suppress(true);
         disk.force_media_change();
         disk.set_read_only(new.flags & uapi::LO_FLAGS_READ_ONLY != 0);
-        Self::assign_backing_file(&mut new, file.clone());
+        new.assign_backing_file(file.clone());
         let limits = disk
             .queue()
-            .update_limits(|lim| Self::update_limits(&new, &file, lim, config.block_size));
+            .update_limits(|lim| new.update_limits(&file, lim, config.block_size));
         if let Err(e) = limits {
             // Undo what loop.c would leave behind.
             file.restore_gfp(new.old_gfp);
@@ -342,7 +264,7 @@ impl LoopDevice {
         }
         // Direct I/O may start now: write back the page cache first.
         let _ = file.fsync();
-        Self::update_dio(&mut new, disk.queue().logical_block_size());
+        new.update_dio(disk.queue().logical_block_size());
         new.module_ref = Some(module_ref);
         if self.shared.part_shift != 0 {
             new.flags |= uapi::LO_FLAGS_PARTSCAN;
@@ -356,7 +278,7 @@ impl LoopDevice {
         if disk.add_group(&LOOP_ATTRS).is_err() {
             pr_warn!("loop{}: cannot create the loop sysfs group\n", self.number);
         }
-        Self::set_size(disk, &lo);
+        lo.set_size(disk);
         lo.bind();
         if partscan {
             disk.set_suppress_part_scan(false);

@@ -9,9 +9,9 @@
 //! are transitions of the state machine, in `rust_loop_dev.rs`.
 
 use crate::{
-    rust_loop_dev::{calculate_size, LoopDevice},
+    rust_loop_dev::LoopDevice,
     rust_loop_shared::MINORBITS,
-    rust_loop_state::{Config, LoState},
+    rust_loop_state::{calculate_size, Config, LoState},
     sys::{
         self,
         disk::{BlockDevice, ClaimHolder, GenDisk, OpenMode},
@@ -239,7 +239,7 @@ fn set_status(lo: &LoopDevice, bdev: &BlockDevice, info: &LoopInfo64) -> Result 
             cfg.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
             cfg.flags |= info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS;
             // The offset may have made direct I/O impossible.
-            LoopDevice::update_dio(cfg, queue.logical_block_size());
+            cfg.update_dio(queue.logical_block_size());
             Ok(partscan)
         })?
     };
@@ -247,7 +247,7 @@ fn set_status(lo: &LoopDevice, bdev: &BlockDevice, info: &LoopInfo64) -> Result 
         disk.set_suppress_part_scan(false);
     }
     if size_changed {
-        LoopDevice::set_size(disk, &cfg);
+        cfg.set_size(disk);
     }
     cfg.commit();
     let file_name = cfg.file_name;
@@ -261,7 +261,7 @@ fn set_status(lo: &LoopDevice, bdev: &BlockDevice, info: &LoopInfo64) -> Result 
 /// `loop_set_capacity()`.
 fn set_capacity(lo: &LoopDevice, disk: &GenDisk) -> Result {
     let cfg = lo.lock_in(LoState::Bound, ENXIO)?;
-    LoopDevice::set_size(disk, &cfg);
+    cfg.set_size(disk);
     Ok(())
 }
 
@@ -274,7 +274,7 @@ fn set_dio(lo: &LoopDevice, disk: &GenDisk, arg: usize) -> Result {
     }
     let file = cfg.file.clone().ok_or(ENXIO)?;
     if use_dio {
-        if !LoopDevice::can_use_dio(&cfg, &file, disk.queue().logical_block_size()) {
+        if !cfg.can_use_dio(&file, disk.queue().logical_block_size()) {
             return Err(EINVAL);
         }
         // Write back the page cache before starting direct I/O.
@@ -287,7 +287,7 @@ fn set_dio(lo: &LoopDevice, disk: &GenDisk, arg: usize) -> Result {
     };
     let (ret, mut io) = lo
         .disk
-        .update_limits_frozen(disk, |lim| LoopDevice::set_dma_limit(&cfg, flags, lim))?;
+        .update_limits_frozen(disk, |lim| cfg.set_dma_limit(flags, lim))?;
     // Limits the queue refused leave the old ones, so the mode stays the
     // old one too. (loop.c ignores the commit's result and switches.)
     ret?;
@@ -317,11 +317,11 @@ fn set_block_size(lo: &LoopDevice, bdev: &BlockDevice, mode: OpenMode, arg: usiz
     // loop_update_limits() takes an unsigned int: loop.c truncates the
     // argument (2^32 | 4096 sets 4096; 2^32 is 0, the default).
     let bsize = arg as u32;
-    let (ret, mut io) = lo.disk.update_limits_frozen(disk, |lim| {
-        LoopDevice::update_limits(&cfg, &file, lim, bsize)
-    })?;
+    let (ret, mut io) = lo
+        .disk
+        .update_limits_frozen(disk, |lim| cfg.update_limits(&file, lim, bsize))?;
     cfg.update_frozen(&mut io, |cfg, queue| {
-        LoopDevice::update_dio(cfg, queue.logical_block_size());
+        cfg.update_dio(queue.logical_block_size());
         Ok(())
     })?;
     drop(io);
@@ -377,8 +377,8 @@ fn do_change_fd(
         let mut io = lo.disk.freeze_io(disk)?;
         cfg.update_frozen(&mut io, |cfg, queue| {
             old.restore_gfp(cfg.old_gfp);
-            LoopDevice::assign_backing_file(cfg, file);
-            LoopDevice::update_dio(cfg, queue.logical_block_size());
+            cfg.assign_backing_file(file);
+            cfg.update_dio(queue.logical_block_size());
             Ok(())
         })?;
     }

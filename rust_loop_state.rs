@@ -32,7 +32,7 @@
 //! sequence that runs partly without `lo_mutex`, as `__loop_clr_fd()` does.
 
 use crate::sys::{
-    disk::{Disk, DiskOps, GenDisk, Queue, ReleasingDisk},
+    disk::{Disk, DiskOps, GenDisk, Limits, Queue, ReleasingDisk},
     disk_io::IoGuard,
     file::{BackingFile, DioAlign},
     request::RwTarget,
@@ -175,6 +175,86 @@ impl RwTarget for Io {
     fn target(&self) -> Option<(&BackingFile, u64)> {
         self.file.as_ref().map(|f| (f, self.offset))
     }
+}
+
+impl Config {
+    /// `lo_can_use_dio()` with logical block size `lbs`.
+    pub(crate) fn can_use_dio(&self, file: &BackingFile, lbs: u32) -> bool {
+        let min = self.dio_align.min_size.max(1);
+        file.can_odirect() && lbs >= min && self.offset & u64::from(min - 1) == 0
+    }
+
+    /// `loop_update_dio()`: drops `LO_FLAGS_DIRECT_IO` when it cannot work.
+    pub(crate) fn update_dio(&mut self, lbs: u32) {
+        if self.flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
+            if let Some(file) = &self.file {
+                if !self.can_use_dio(file, lbs) {
+                    self.flags &= !uapi::LO_FLAGS_DIRECT_IO;
+                }
+            }
+        }
+    }
+
+    /// `loop_set_dma_limit()`, for the flags `flags`.
+    pub(crate) fn set_dma_limit(&self, flags: u32, lim: &mut Limits) {
+        if flags & uapi::LO_FLAGS_DIRECT_IO != 0 {
+            lim.set_dma_alignment(self.dio_align.mem_mask.max(SECTOR_SIZE - 1));
+        } else {
+            lim.set_dma_alignment(SECTOR_SIZE - 1);
+        }
+    }
+
+    /// `loop_update_limits()`: queue limits for the backing file, with
+    /// logical block size `bsize` (0: 512, or the direct-I/O minimum).
+    pub(crate) fn update_limits(&self, file: &BackingFile, lim: &mut Limits, bsize: u32) {
+        let bsize = match bsize {
+            0 if self.flags & uapi::LO_FLAGS_DIRECT_IO != 0 => self.dio_align.min_size,
+            0 => SECTOR_SIZE,
+            b => b,
+        };
+        let (max_discard, granularity) = file.discard_config();
+        lim.set_block_size(bsize);
+        self.set_dma_limit(self.flags, lim);
+        lim.set_features(
+            file.has_fsync() && self.flags & uapi::LO_FLAGS_READ_ONLY == 0,
+            file.rotational(),
+        );
+        lim.set_discard(max_discard, granularity);
+    }
+
+    /// `loop_assign_backing_file()`: takes `file` as the backing store.
+    pub(crate) fn assign_backing_file(&mut self, file: BackingFile) {
+        self.old_gfp = file.limit_gfp();
+        if file.o_direct() {
+            self.flags |= uapi::LO_FLAGS_DIRECT_IO;
+        }
+        self.dio_align = file.dio_align();
+        self.file = Some(file);
+    }
+
+    /// `loop_set_size()`: the capacity of `disk` from the configuration.
+    pub(crate) fn set_size(&self, disk: &GenDisk) {
+        if let Some(file) = &self.file {
+            disk.set_capacity_and_notify(calculate_size(file, self.offset, self.sizelimit));
+        }
+    }
+}
+
+/// The size of the device in 512-byte sectors, as `lo_calculate_size()`:
+/// the backing size less the offset, capped by the size limit.
+pub(crate) fn calculate_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
+    let mut size = file.size() as i64;
+    if offset > 0 {
+        size = size.saturating_sub(offset as i64);
+    }
+    if size < 0 {
+        return 0;
+    }
+    let mut size = size as u64;
+    if sizelimit > 0 && sizelimit < size {
+        size = sizelimit;
+    }
+    size >> 9
 }
 
 /// What sysfs and the loop-on-loop chain check read: the configuration as
