@@ -133,11 +133,11 @@ impl LoopDevice {
     /// The `LOOP_CTL_REMOVE` check: an unbound device nobody has open
     /// becomes `Deleting`; anything else is busy.
     pub(crate) fn mark_deleting(&self) -> Result {
-        let mut lo = self.st.lock_killable()?;
-        if lo.state() != LoState::Unbound || self.disk.openers() > 0 {
+        let mut cfg = self.st.lock_killable()?;
+        if cfg.state() != LoState::Unbound || self.disk.openers() > 0 {
             return Err(EBUSY);
         }
-        lo.delete();
+        cfg.delete();
         Ok(())
     }
 
@@ -200,11 +200,11 @@ impl LoopDevice {
 
     /// `lo_mutex`, taken killably, with the state `want`; else `err`.
     pub(crate) fn lock_in(&self, want: LoState, err: Error) -> Result<Locked<'_>> {
-        let lo = self.st.lock_killable()?;
-        if lo.state() != want {
+        let cfg = self.st.lock_killable()?;
+        if cfg.state() != want {
             return Err(err);
         }
-        Ok(lo)
+        Ok(cfg)
     }
 
     /// `loop_configure()`, for `LOOP_SET_FD` and `LOOP_CONFIGURE`: binds
@@ -230,7 +230,7 @@ impl LoopDevice {
         let validate = is_loop
             .then(|| self.shared.validate.lock_killable())
             .transpose()?;
-        let mut lo = self.lock_in(LoState::Unbound, EBUSY)?;
+        let mut cfg = self.lock_in(LoState::Unbound, EBUSY)?;
         Self::validate_file(&file, bdev)?;
         let info = &config.info;
         if info.lo_flags & !uapi::LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
@@ -274,20 +274,20 @@ impl LoopDevice {
         // here is seen only through the request path, which the state
         // keeps failing until `bind`, and sysfs, from `bind` on. No freeze:
         // the device is not bound yet.
-        lo.bind_config(&self.disk, disk, new)?;
+        cfg.bind_config(&self.disk, disk, new)?;
         if disk.add_group(&LOOP_ATTRS).is_err() {
             pr_warn!("loop{}: cannot create the loop sysfs group\n", self.number);
         }
-        lo.set_size(disk);
-        lo.bind();
+        cfg.set_size(disk);
+        cfg.bind();
         if partscan {
             disk.set_suppress_part_scan(false);
         }
         disk.set_uevent_suppress(false);
         disk.uevent_change();
 
-        let file_name = lo.file_name;
-        drop(lo);
+        let file_name = cfg.file_name;
+        drop(cfg);
         drop(validate);
         if partscan {
             self.reread_partitions(bdev, &file_name);
@@ -301,11 +301,11 @@ impl LoopDevice {
     /// (`Bound` to `Rundown`).
     pub(crate) fn clr_fd(&self, disk: &GenDisk) -> Result {
         let _validate = self.shared.validate.lock_killable()?;
-        let mut lo = self.lock_in(LoState::Bound, ENXIO)?;
-        lo.update(|cfg| cfg.flags |= uapi::LO_FLAGS_AUTOCLEAR);
-        lo.commit();
+        let mut cfg = self.lock_in(LoState::Bound, ENXIO)?;
+        cfg.update(|c| c.flags |= uapi::LO_FLAGS_AUTOCLEAR);
+        cfg.commit();
         if disk.openers() == 1 {
-            lo.run_down();
+            cfg.run_down();
         }
         Ok(())
     }
@@ -337,11 +337,11 @@ impl LoopDevice {
             );
         }
         {
-            let mut lo = self.st.lock();
+            let mut cfg = self.st.lock();
             if self.shared.part_shift == 0 {
                 disk.set_suppress_part_scan(true);
             }
-            lo.unbind();
+            cfg.unbind();
             // Free for LOOP_CTL_GET_FREE again, still under lo_mutex.
             self.shared.free.lower(self.number);
         }
@@ -364,8 +364,8 @@ impl DiskOps for LoopDevice {
 
     /// `lo_open()`: a device on its way out cannot be opened.
     fn open(&self, _disk: &GenDisk, _mode: OpenMode) -> Result {
-        let lo = self.st.lock_killable()?;
-        match lo.state() {
+        let cfg = self.st.lock_killable()?;
+        match cfg.state() {
             LoState::Deleting | LoState::Rundown => Err(ENXIO),
             _ => Ok(()),
         }
@@ -379,11 +379,11 @@ impl DiskOps for LoopDevice {
             return;
         }
         let need_clear = {
-            let mut lo = self.st.lock();
-            if lo.state() == LoState::Bound && lo.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 {
-                lo.run_down();
+            let mut cfg = self.st.lock();
+            if cfg.state() == LoState::Bound && cfg.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 {
+                cfg.run_down();
             }
-            lo.state() == LoState::Rundown
+            cfg.state() == LoState::Rundown
         };
         if need_clear {
             self.teardown(disk);
