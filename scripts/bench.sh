@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make bench`: builds what is missing, boots the release kernel (no
-# sanitizers) and runs tests/bench.sh in the guest, which compares
+# `make bench`: builds what is missing, boots the release kernel (or, with
+# KERNEL=debian, Debian's packaged kernel; neither has sanitizers) and
+# runs tests/bench.sh in the guest, which compares
 # rust_loop.ko with loop.ko, the raw backing file and null_blk in
 # interleaved rounds. Not a test. The output is also kept in
 # build/bench/<date>.txt.
@@ -18,6 +19,9 @@
 #   BENCH_PROFILES  only the profiles matching this extended regex
 #   BENCH_CTL       devices of the control-plane profile (default 256)
 #   BENCH_MEM       devices of the memory profiles (default 1000)
+#   KERNEL          release (default): this project's release kernel;
+#                   debian: Debian's packaged kernel (scripts/build-debian.sh),
+#                   rust_loop built against its headers, its own loop.ko
 #   BENCH_PERF      targets ("rust", "c", "rust c", also "raw" or "null")
 #                   whose fio runs are recorded by perf in the guest (built
 #                   by scripts/build-perf.sh); each recording's top symbols
@@ -33,9 +37,14 @@ wall) export QEMU_ICOUNT=0; runtime=${BENCH_RUNTIME:-8} ;;
 *) rl_die "BENCH_CLOCK is icount or wall, not $clock" ;;
 esac
 
+profile=${KERNEL:-release}
+case $profile in
+release | debian) ;;
+*) rl_die "KERNEL=$profile: release (default) or debian" ;;
+esac
 "$RL_TOP/scripts/chroot.sh" >&2
-"$RL_TOP/scripts/build-kernel.sh" release >/dev/null
-"$RL_TOP/scripts/build-module.sh" release "$RL_TOP/build/release" >/dev/null ||
+rl_kernel "$profile" >/dev/null
+"$RL_TOP/scripts/build-module.sh" "$profile" "$RL_TOP/build/$profile" >/dev/null ||
 	rl_die "building rust_loop.ko failed"
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" >&2 ||
 	rl_die "building the test programs (loopbench) failed"
@@ -48,10 +57,10 @@ mkdir -p "$RL_TOP/build/bench"
 log=$RL_TOP/build/bench/$(date -u +%Y%m%d-%H%M%S).txt
 {
 	echo "# make bench $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$RL_TOP" describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "# BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}${BENCH_PERF:+ BENCH_PERF=$BENCH_PERF}"
+	echo "# KERNEL=$profile BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}${BENCH_PERF:+ BENCH_PERF=$BENCH_PERF}"
 } | tee "$log"
-"$RL_TOP/scripts/qemu.sh" --profile release --timeout 7200 -- \
-	"tests/bench.sh -r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/release/rust_loop.ko" \
+"$RL_TOP/scripts/qemu.sh" --profile "$profile" --timeout 7200 -- \
+	"tests/bench.sh -r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/$profile/rust_loop.ko" \
 	"-n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -c $clock -p '${BENCH_PROFILES:-.}'" \
 	"${BENCH_PERF:+-f '$BENCH_PERF'}" | tee -a "$log"
 rl_log "output kept in $log"
