@@ -49,6 +49,10 @@ rl_kernel "$profile" >/dev/null
 "$RL_TOP/scripts/build-tests.sh" "$RL_TOP/build/tests" >&2 ||
 	rl_die "building the test programs (loopbench) failed"
 
+# The ublk peer's daemon; without it the bench leaves ublk out and says so.
+"$RL_TOP/scripts/build-rublk.sh" "$RL_TOP/build/rublk" ||
+	rl_log "rublk could not be built: make bench leaves the ublk peer out"
+
 if [ -n "${BENCH_PERF:-}" ]; then
 	"$RL_TOP/scripts/build-perf.sh" "$RL_TOP/build/perf" || rl_die "building perf failed"
 fi

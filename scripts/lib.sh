@@ -39,7 +39,8 @@ gcc-multilib
 libaio1t64 liburing2
 dmsetup libfuse3-dev fuse3
 dwarves
-squashfs-tools erofs-utils xorriso dosfstools btrfs-progs xfsprogs"
+squashfs-tools erofs-utils xorriso dosfstools btrfs-progs xfsprogs
+qemu-utils cargo"
 
 rl_log() { printf '%s\n' "rust_loop: $*" >&2; }
 rl_die() { printf '%s\n' "rust_loop: error: $*" >&2; exit 1; }

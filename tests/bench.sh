@@ -50,8 +50,9 @@ nctl=256
 nmem=1000
 clock=guest
 perf_targets=
+rublk=$top/build/rublk/bin/rublk
 perf=$top/build/perf/perf
-while getopts "r:t:k:p:n:m:c:f:" opt; do
+while getopts "r:t:k:p:n:m:c:f:u:" opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
 	t) runtime=$OPTARG ;;
@@ -61,6 +62,7 @@ while getopts "r:t:k:p:n:m:c:f:" opt; do
 	m) nmem=$OPTARG ;;
 	c) clock=$OPTARG ;;
 	f) perf_targets=$OPTARG ;;
+	u) rublk=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -72,20 +74,26 @@ nullb=/dev/nullb0
 out=$(mktemp -d)
 
 # name|targets|loop direct I/O|fio options (or the kind of measurement)
+# Targets: raw (the file), null (null_blk), c (loop.ko), rust (rust_loop),
+# and the peers a user might pick instead of a loop device, over the same
+# file: nbd (qemu-nbd --cache=none, through the kernel's nbd driver on a
+# socket pair), ublk and ublkz (rublk's loop target, without and with
+# zero copy). A peer that cannot run here is left out of the rows, with
+# one "# peer: ..." line saying why.
 profiles=(
-	"randread-4k-psync-qd1|raw null c rust|on|--rw=randread --bs=4k --ioengine=psync --iodepth=1"
-	"randwrite-4k-psync-qd1|raw null c rust|on|--rw=randwrite --bs=4k --ioengine=psync --iodepth=1"
-	"randread-4k-uring-qd32|raw null c rust|on|--rw=randread --bs=4k --ioengine=io_uring --iodepth=32"
-	"randwrite-4k-uring-qd32|raw null c rust|on|--rw=randwrite --bs=4k --ioengine=io_uring --iodepth=32"
-	"randread-4k-libaio-qd32|raw null c rust|on|--rw=randread --bs=4k --ioengine=libaio --iodepth=32"
-	"randwrite-4k-libaio-qd32|raw null c rust|on|--rw=randwrite --bs=4k --ioengine=libaio --iodepth=32"
-	"read-1m-libaio-qd8|raw null c rust|on|--rw=read --bs=1m --ioengine=libaio --iodepth=8"
-	"write-1m-libaio-qd8|raw null c rust|on|--rw=write --bs=1m --ioengine=libaio --iodepth=8"
-	"rw70-4k-psync-fsync32|raw null c rust|on|--rw=randrw --rwmixread=70 --bs=4k --ioengine=psync --iodepth=1 --fsync=32"
+	"randread-4k-psync-qd1|raw null c rust nbd ublk ublkz|on|--rw=randread --bs=4k --ioengine=psync --iodepth=1"
+	"randwrite-4k-psync-qd1|raw null c rust nbd ublk ublkz|on|--rw=randwrite --bs=4k --ioengine=psync --iodepth=1"
+	"randread-4k-uring-qd32|raw null c rust nbd ublk ublkz|on|--rw=randread --bs=4k --ioengine=io_uring --iodepth=32"
+	"randwrite-4k-uring-qd32|raw null c rust nbd ublk ublkz|on|--rw=randwrite --bs=4k --ioengine=io_uring --iodepth=32"
+	"randread-4k-libaio-qd32|raw null c rust nbd ublk ublkz|on|--rw=randread --bs=4k --ioengine=libaio --iodepth=32"
+	"randwrite-4k-libaio-qd32|raw null c rust nbd ublk ublkz|on|--rw=randwrite --bs=4k --ioengine=libaio --iodepth=32"
+	"read-1m-libaio-qd8|raw null c rust nbd ublk ublkz|on|--rw=read --bs=1m --ioengine=libaio --iodepth=8"
+	"write-1m-libaio-qd8|raw null c rust nbd ublk ublkz|on|--rw=write --bs=1m --ioengine=libaio --iodepth=8"
+	"rw70-4k-psync-fsync32|raw null c rust nbd ublk ublkz|on|--rw=randrw --rwmixread=70 --bs=4k --ioengine=psync --iodepth=1 --fsync=32"
 	"randread-4k-psync-qd1-buf|c rust|off|--rw=randread --bs=4k --ioengine=psync --iodepth=1"
 	"randwrite-4k-psync-qd1-buf|c rust|off|--rw=randwrite --bs=4k --ioengine=psync --iodepth=1"
 	"randread-4k-uring-qd32-buf|c rust|off|--rw=randread --bs=4k --ioengine=io_uring --iodepth=32"
-	"fs-ext4|null c rust|on|fs"
+	"fs-ext4|null c rust nbd ublk ublkz|on|fs"
 	"fs-ext4-buf|c rust|off|fs"
 	"ctl-$nctl|c rust|on|ctl"
 	"mem-$nmem|c rust|on|mem"
@@ -140,6 +148,66 @@ load() {
 	if [ "$1" = c ]; then modprobe loop; else insmod "$ko"; fi
 }
 
+# peer_why PEER: why the peer cannot run here; nothing if it can.
+peer_why() {
+	case $1 in
+	nbd)
+		command -v qemu-nbd >/dev/null || { echo "no qemu-nbd"; return; }
+		modprobe nbd nbds_max=1 2>/dev/null || { echo "no nbd module in $(uname -r)"; return; }
+		rmmod nbd
+		;;
+	ublk | ublkz)
+		[ -x "$rublk" ] || { echo "no rublk ($rublk: scripts/build-rublk.sh)"; return; }
+		modprobe ublk_drv 2>/dev/null || { echo "no ublk_drv module in $(uname -r)"; return; }
+		rmmod ublk_drv
+		;;
+	esac
+}
+
+# peer_start PEER: serves $img through the peer; prints its block device.
+peer_start() {
+	local dev
+	case $1 in
+	nbd)
+		# Direct I/O on the file, as the loop devices' direct mode; the
+		# kernel's nbd client on a socket pair to the forked server.
+		modprobe nbd nbds_max=1 || return 1
+		qemu-nbd -c /dev/nbd0 -f raw --cache=none --aio=native "$img" >&2 || return 1
+		dev=/dev/nbd0
+		;;
+	ublk | ublkz)
+		modprobe ublk_drv || return 1
+		# One queue, rublk's loop target over the file (direct I/O);
+		# ublkz with zero copy (UBLK_F_AUTO_BUF_REG).
+		"$rublk" add loop --quiet -n 0 -q 1 -d 128 -f "$img" $([ "$1" = ublkz ] && echo -z) >&2 ||
+			return 1
+		dev=/dev/ublkb0
+		;;
+	esac
+	for _ in $(seq 100); do
+		[ -b "$dev" ] && [ "$(blockdev --getsize64 "$dev" 2>/dev/null || echo 0)" -gt 0 ] &&
+			{ echo "$dev"; return 0; }
+		sleep 0.1
+	done
+	echo "# $1: $dev did not appear" >&2
+	return 1
+}
+
+# peer_stop PEER: tears down what peer_start set up.
+peer_stop() {
+	case $1 in
+	nbd)
+		qemu-nbd -d /dev/nbd0 >/dev/null 2>&1
+		for _ in $(seq 50); do rmmod nbd 2>/dev/null && return 0; sleep 0.1; done
+		;;
+	ublk | ublkz)
+		"$rublk" del -n 0 >/dev/null 2>&1
+		for _ in $(seq 50); do rmmod ublk_drv 2>/dev/null && return 0; sleep 0.1; done
+		;;
+	esac
+	echo "# cannot unload the $1 module" >&2
+}
+
 unload() {
 	local m
 	m=$([ "$1" = c ] && echo loop || echo rust_loop)
@@ -158,6 +226,7 @@ measure() {
 	case $target in
 	raw) dev=$img ;;
 	null) dev=$nullb ;;
+	nbd | ublk | ublkz) dev=$(peer_start "$target") || { peer_stop "$target"; return 1; } ;;
 	*)
 		load "$target" || return 1
 		if [ "$kind" != ctl ] && [ "$kind" != mem ] && [ "$kind" != idle ]; then
@@ -179,15 +248,26 @@ measure() {
 	esac
 	case $target in
 	c | rust) unload "$target" ;;
+	nbd | ublk | ublkz) peer_stop "$target" ;;
 	esac
 }
+
+# The peers that cannot run here are left out, once said.
+declare -A peer_off
+for peer in nbd ublk ublkz; do
+	why=$(peer_why $peer)
+	[ -n "$why" ] && { peer_off[$peer]=1; echo "# peer: $peer left out: $why"; }
+done
 
 for round in $(seq "$rounds"); do
 	for p in "${profiles[@]}"; do
 		IFS='|' read -r name targets dio kind <<<"$p"
 		echo "$name" | grep -Eq "$only" || continue
 		for t in $targets; do
+			[ -n "${peer_off[$t]:-}" ] && continue
 			v=$(measure "$t" "$dio" "$kind")
+			# A failed measurement is said, not recorded as a cost of 0.
+			[ -n "$v" ] || { echo "# $t $name round $round: failed"; continue; }
 			case $name in
 			ctl-*)
 				read -r a b <<<"${v:-0 0}"
@@ -258,4 +338,45 @@ awk '
 		print "the driver adds to the raw file, in units of null_blk cost. spread: (max - min) / median,"
 		print "the widest of the row; ! above 1 %."
 	}' "$out/results"
+
+# The peers beside rust_loop, where any ran.
+if awk '$1 ~ /^(nbd|ublk|ublkz)$/ { f = 1 } END { exit !f }' "$out/results"; then
+	echo
+	awk '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function cell(x) { return x == "" ? "-" : x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x) }
+	function r(x) { return x != "" && m["rust"] > 0 ? sprintf("%.2f", x / m["rust"]) : "-" }
+	{
+		if (!($2 in order)) { order[$2] = ++np; byorder[np] = $2 }
+		n = ++cnt[$1, $2]; v[$1, $2, n] = $4
+	}
+	END {
+		split("rust c nbd ublk ublkz", T, " ")
+		printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %7s\n", "peers", "rust", "loop.ko", "nbd", "ublk", "ublk-zc", "nbd/", "ublk/", "ublkzc/", "spread"
+		printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %7s\n", "", "", "", "", "", "", "rust", "rust", "rust", ""
+		for (k = 1; k <= np; k++) {
+			p = byorder[k]; worst = 0; any = 0
+			for (i = 1; i <= 5; i++) {
+				t = T[i]; m[t] = ""
+				if (!cnt[t, p]) continue
+				if (i > 2) any = 1
+				lo = 1e30; hi = 0
+				for (j = 1; j <= cnt[t, p]; j++) {
+					a[j] = v[t, p, j]; if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j]
+				}
+				m[t] = median(a, cnt[t, p])
+				if (m[t] > 0 && (hi - lo) / m[t] > worst) worst = (hi - lo) / m[t]
+			}
+			if (!any) continue
+			printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %6.2f%%%s\n", p, cell(m["rust"]), cell(m["c"]), cell(m["nbd"]), cell(m["ublk"]), cell(m["ublkz"]), r(m["nbd"]), r(m["ublk"]), r(m["ublkz"]), 100 * worst, (worst > 0.01 ? " !" : "")
+		}
+		print ""
+		print "The peers over the same file, costs as above; nbd/rust etc.: the peer's cost over"
+		print "rust_loop's (> 1: rust_loop costs less)."
+	}' "$out/results"
+fi
 rm -rf "$out"
