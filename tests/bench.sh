@@ -172,15 +172,16 @@ peer_start() {
 		# Direct I/O on the file, as the loop devices' direct mode; the
 		# kernel's nbd client on a socket pair to the forked server.
 		modprobe nbd nbds_max=1 || return 1
-		qemu-nbd -c /dev/nbd0 -f raw --cache=none --aio=native "$img" >&2 || return 1
+		qemu-nbd -c /dev/nbd0 -k /dev/shm/qemu-nbd.sock -f raw --cache=none --aio=native \
+			"$img" >&2 || return 1
 		dev=/dev/nbd0
 		;;
 	ublk | ublkz)
 		modprobe ublk_drv || return 1
 		# One queue, rublk's loop target over the file (direct I/O);
 		# ublkz with zero copy (UBLK_F_AUTO_BUF_REG).
-		"$rublk" add loop --quiet -n 0 -q 1 -d 128 -f "$img" $([ "$1" = ublkz ] && echo -z) >&2 ||
-			return 1
+		"$rublk" add loop --quiet -n 0 -q 1 -d 128 -f "$img" $([ "$1" = ublkz ] && echo -z) \
+			>/dev/null || return 1
 		dev=/dev/ublkb0
 		;;
 	esac
