@@ -376,8 +376,8 @@ if awk '$1 ~ /^(nbd|ublk|ublkz)$/ { f = 1 } END { exit !f }' "$out/results"; the
 			printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %6.2f%%%s\n", p, cell(m["rust"]), cell(m["c"]), cell(m["nbd"]), cell(m["ublk"]), cell(m["ublkz"]), r(m["nbd"]), r(m["ublk"]), r(m["ublkz"]), 100 * worst, (worst > 0.01 ? " !" : "")
 		}
 		print ""
-		print "The peers over the same file, costs as above; nbd/rust etc.: the peer's cost over"
-		print "rust_loop's (> 1: rust_loop costs less)."
+		print "The peers over the same file, costs as above; nbd/rust etc.: the cost of the peer over"
+		print "that of rust_loop (> 1: rust_loop costs less)."
 	}' "$out/results"
 fi
 rm -rf "$out"
