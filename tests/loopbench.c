@@ -107,7 +107,7 @@ static int *bind_all(const char *file, int n)
 }
 
 /* kB of a /proc/meminfo field, after dropping the caches. */
-static long meminfo(const char *field)
+static long meminfo_once(const char *field)
 {
 	char line[256];
 	size_t len = strlen(field);
@@ -128,6 +128,29 @@ static long meminfo(const char *field)
 			kb = strtol(line + len + 1, NULL, 10);
 	fclose(f);
 	return kb;
+}
+
+/*
+ * The same once the kernel's deferred frees have settled: the devices of
+ * the measurement before (removed, or their driver unloaded) are freed
+ * partly after RCU grace periods and from workqueues, and a reading taken
+ * before that counts their memory as this measurement's. Reads every
+ * 200 ms until Slab moves by less than 64 kB between two readings (at
+ * most 10 s).
+ */
+static long meminfo(const char *field)
+{
+	long prev = meminfo_once("Slab"), cur;
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		usleep(200000);
+		cur = meminfo_once("Slab");
+		if (labs(cur - prev) < 64)
+			break;
+		prev = cur;
+	}
+	return meminfo_once(field);
 }
 
 static int fs_loop(const char *dir, double secs)
