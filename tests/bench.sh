@@ -298,34 +298,44 @@ for f in "$out"/perf.*; do
 		grep -v '^#' | grep -v '^$' | sed 's/^/#   /'
 done
 
-echo
-awk '
+# The results' reader and row statistics, shared by the two tables' awk
+# programs: rows() fills m[target] with the medians of profile p for the
+# nt targets of T[] and returns the widest (max - min) / median.
+stats_awk='
 	function median(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++)
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
 	function cell(x) { return x == "" ? "-" : x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x) }
+	function rows(p, nt,   i, j, t, lo, hi, a, worst) {
+		worst = 0
+		for (i = 1; i <= nt; i++) {
+			t = T[i]; m[t] = ""
+			if (!cnt[t, p]) continue
+			lo = 1e30; hi = 0
+			for (j = 1; j <= cnt[t, p]; j++) {
+				a[j] = v[t, p, j]; if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j]
+			}
+			m[t] = median(a, cnt[t, p])
+			if (m[t] > 0 && (hi - lo) / m[t] > worst) worst = (hi - lo) / m[t]
+		}
+		return worst
+	}
 	{
 		if (!($2 in order)) { order[$2] = ++np; byorder[np] = $2 }
 		n = ++cnt[$1, $2]; v[$1, $2, n] = $4
 	}
+'
+
+echo
+awk "$stats_awk"'
 	END {
 		split("raw null c rust", T, " ")
 		printf "%-28s %9s %9s %9s %9s %8s %9s %9s %7s\n", "profile", "raw", "null_blk", "loop.ko", "rust", "C/rust", "rust-raw", "c-raw", "spread"
 		printf "%-28s %9s %9s %9s %9s %8s %9s %9s %7s\n", "", "", "", "", "", "", "/null", "/null", ""
 		for (k = 1; k <= np; k++) {
-			p = byorder[k]; worst = 0
-			for (i = 1; i <= 4; i++) {
-				t = T[i]; m[t] = ""
-				if (!cnt[t, p]) continue
-				lo = 1e30; hi = 0
-				for (j = 1; j <= cnt[t, p]; j++) {
-					a[j] = v[t, p, j]; if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j]
-				}
-				m[t] = median(a, cnt[t, p])
-				if (m[t] > 0 && (hi - lo) / m[t] > worst) worst = (hi - lo) / m[t]
-			}
+			p = byorder[k]; worst = rows(p, 4)
 			ratio = m["c"] != "" && m["rust"] > 0 ? sprintf("%.2f", m["c"] / m["rust"]) : "-"
 			or = m["raw"] != "" && m["null"] > 0 && m["rust"] != "" ? sprintf("%.2f", (m["rust"] - m["raw"]) / m["null"]) : "-"
 			oc = m["raw"] != "" && m["null"] > 0 && m["c"] != "" ? sprintf("%.2f", (m["c"] - m["raw"]) / m["null"]) : "-"
@@ -343,36 +353,16 @@ awk '
 # The peers beside rust_loop, where any ran.
 if awk '$1 ~ /^(nbd|ublk|ublkz)$/ { f = 1 } END { exit !f }' "$out/results"; then
 	echo
-	awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
-	function cell(x) { return x == "" ? "-" : x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x) }
+	awk "$stats_awk"'
 	function r(x) { return x != "" && m["rust"] > 0 ? sprintf("%.2f", x / m["rust"]) : "-" }
-	{
-		if (!($2 in order)) { order[$2] = ++np; byorder[np] = $2 }
-		n = ++cnt[$1, $2]; v[$1, $2, n] = $4
-	}
 	END {
 		split("rust c nbd ublk ublkz", T, " ")
 		printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %7s\n", "peers", "rust", "loop.ko", "nbd", "ublk", "ublk-zc", "nbd/", "ublk/", "ublkzc/", "spread"
 		printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %7s\n", "", "", "", "", "", "", "rust", "rust", "rust", ""
 		for (k = 1; k <= np; k++) {
-			p = byorder[k]; worst = 0; any = 0
-			for (i = 1; i <= 5; i++) {
-				t = T[i]; m[t] = ""
-				if (!cnt[t, p]) continue
-				if (i > 2) any = 1
-				lo = 1e30; hi = 0
-				for (j = 1; j <= cnt[t, p]; j++) {
-					a[j] = v[t, p, j]; if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j]
-				}
-				m[t] = median(a, cnt[t, p])
-				if (m[t] > 0 && (hi - lo) / m[t] > worst) worst = (hi - lo) / m[t]
-			}
-			if (!any) continue
+			p = byorder[k]
+			if (!cnt["nbd", p] && !cnt["ublk", p] && !cnt["ublkz", p]) continue
+			worst = rows(p, 5)
 			printf "%-28s %9s %9s %9s %9s %9s %8s %8s %8s %6.2f%%%s\n", p, cell(m["rust"]), cell(m["c"]), cell(m["nbd"]), cell(m["ublk"]), cell(m["ublkz"]), r(m["nbd"]), r(m["ublk"]), r(m["ublkz"]), 100 * worst, (worst > 0.01 ? " !" : "")
 		}
 		print ""
