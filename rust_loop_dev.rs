@@ -11,7 +11,7 @@
 
 use crate::{
     rust_loop_io::{self, Stats},
-    rust_loop_ioctl,
+    rust_loop_ioctl::{self, StatusUpdate},
     rust_loop_shared::{Shared, LOOP_MAJOR, MINORBITS},
     rust_loop_state::{Config, DevState, Io, LoState, Locked},
     sys::{
@@ -237,7 +237,7 @@ impl LoopDevice {
             return Err(EINVAL);
         }
         let mut new = Config::new();
-        rust_loop_ioctl::check_info(info)?.apply(&mut new);
+        StatusUpdate::try_from(info)?.apply(&mut new);
         // As loop_configure(): the workqueue comes with the first bind.
         self.worker
             .start(&CString::try_from_fmt(fmt!("loop{}", self.number))?)?;

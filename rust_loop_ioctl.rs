@@ -166,32 +166,36 @@ impl StatusUpdate {
 
 /// The checks of `loop_set_status_from_info()`; the update applies the
 /// offset, size limit and file name of `info`.
-pub(crate) fn check_info(info: &LoopInfo64) -> Result<StatusUpdate> {
-    if info.lo_encrypt_key_size as usize > uapi::LO_KEY_SIZE {
-        return Err(EINVAL);
-    }
-    match info.lo_encrypt_type {
-        uapi::LO_CRYPT_NONE => {}
-        uapi::LO_CRYPT_XOR => {
-            pr_warn!("support for the xor transformation has been removed.\n");
+impl TryFrom<&LoopInfo64> for StatusUpdate {
+    type Error = Error;
+
+    fn try_from(info: &LoopInfo64) -> Result<Self> {
+        if info.lo_encrypt_key_size as usize > uapi::LO_KEY_SIZE {
             return Err(EINVAL);
         }
-        uapi::LO_CRYPT_CRYPTOAPI => {
-            pr_warn!("support for cryptoloop has been removed.  Use dm-crypt instead.\n");
-            return Err(EINVAL);
+        match info.lo_encrypt_type {
+            uapi::LO_CRYPT_NONE => {}
+            uapi::LO_CRYPT_XOR => {
+                pr_warn!("support for the xor transformation has been removed.\n");
+                return Err(EINVAL);
+            }
+            uapi::LO_CRYPT_CRYPTOAPI => {
+                pr_warn!("support for cryptoloop has been removed.  Use dm-crypt instead.\n");
+                return Err(EINVAL);
+            }
+            _ => return Err(EINVAL),
         }
-        _ => return Err(EINVAL),
+        if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
+            return Err(EOVERFLOW);
+        }
+        let mut file_name = info.lo_file_name;
+        file_name[uapi::LO_NAME_SIZE - 1] = 0;
+        Ok(StatusUpdate {
+            offset: info.lo_offset,
+            sizelimit: info.lo_sizelimit,
+            file_name,
+        })
     }
-    if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
-        return Err(EOVERFLOW);
-    }
-    let mut file_name = info.lo_file_name;
-    file_name[uapi::LO_NAME_SIZE - 1] = 0;
-    Ok(StatusUpdate {
-        offset: info.lo_offset,
-        sizelimit: info.lo_sizelimit,
-        file_name,
-    })
 }
 
 /// `huge_encode_dev()`: a kernel `dev_t` in the 64-bit user encoding.
@@ -233,7 +237,7 @@ fn set_status(lo: &LoopDevice, bdev: &BlockDevice, info: &LoopInfo64) -> Result 
         // I/O drains before the offset or the size limit change.
         let mut io = lo.disk.freeze_io(disk)?;
         cfg.update_frozen(&mut io, |cfg, queue| {
-            check_info(info)?.apply(cfg);
+            StatusUpdate::try_from(info)?.apply(cfg);
             let partscan = cfg.flags & uapi::LO_FLAGS_PARTSCAN == 0
                 && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
             cfg.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
