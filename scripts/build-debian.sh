@@ -93,6 +93,11 @@ for p in "linux-headers-$krel" "linux-headers-${krel%-amd64}-common" "linux-kbui
 done
 hdr=/usr/src/linux-headers-$krel
 [ -f "$RL_CHROOT$hdr/.config" ] || rl_die "no $hdr/.config after unpacking the headers"
+# The headers package's links in the module tree (`build`, `source`),
+# which the guest mounts at /lib/modules: there, as on a Debian machine,
+# /lib/modules/$(uname -r)/build is the headers (make, DKMS).
+cp -P "$RL_CHROOT/usr/lib/modules/$krel/build" "$RL_CHROOT/usr/lib/modules/$krel/source" "$moddir/" ||
+	rl_die "linux-headers-$krel has no build and source links in /usr/lib/modules/$krel"
 
 # 3 and 4: the versions, the toolchain and the Rust artifacts, as on a
 # Debian machine (scripts/debian-rust-headers.sh), in the chroot.

@@ -40,7 +40,8 @@ libaio1t64 liburing2
 dmsetup libfuse3-dev fuse3
 dwarves
 squashfs-tools erofs-utils xorriso dosfstools btrfs-progs xfsprogs
-qemu-utils cargo"
+qemu-utils cargo
+dkms openssl"
 
 rl_log() { printf '%s\n' "rust_loop: $*" >&2; }
 rl_die() { printf '%s\n' "rust_loop: error: $*" >&2; exit 1; }

@@ -20,6 +20,7 @@
 # host is busy, so the checks read files with shell builtins.
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/install_lib.sh"
 
 under_test=${RUST_LOOP_KO:-$T_TOP/build/test/rust_loop.ko}
 ko=${RUST_LOOP_INSTALL_KO:-${under_test%/*}-loop/loop.ko}
@@ -29,7 +30,6 @@ tree=/lib/modules/$rel
 conf=/run/modprobe.d/rust-loop-install-test.conf
 opts="max_loop=3 max_part=7 hw_queue_depth=64"
 work=$T_SCRATCH/install-test
-p=/sys/module/loop/parameters
 cases=(
 	"make install puts loop.ko in updates/ and depmod picks it"
 	"modprobe -n -v loop resolves to it, with the options loop line"
@@ -49,66 +49,6 @@ if [ "${LOOP_DRIVER:-rust}" = c ]; then
 	t_done
 fi
 
-# has_line FILE LINE: FILE has the line LINE.
-has_line() {
-	local l
-	while IFS= read -r l; do
-		[ "$l" = "$2" ] && return 0
-	done <"$1"
-	return 1
-}
-
-# Which loop driver is loaded: rust (rust_loop as loop), c (loop.ko),
-# none; rust_loop (the development build) counts as other.
-loaded() {
-	if [ -d /sys/module/rust_loop ]; then
-		echo other
-	elif [ ! -d /sys/module/loop ]; then
-		echo none
-	elif [ -e $p/nr_hw_queues ]; then
-		echo rust
-	else
-		echo c
-	fi
-}
-
-# is_rust_loop: /proc/modules (what lsmod shows) lists loop, and it is
-# rust_loop: it has rust_loop's own parameter, nr_hw_queues, which loop.ko
-# does not.
-is_rust_loop() {
-	local name rest
-	while read -r name rest; do
-		[ "$name" = loop ] && [ "$(loaded)" = rust ] && return 0
-	done </proc/modules
-	return 1
-}
-
-unload_loop() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		[ -d /sys/module/loop ] || return 0
-		modprobe -r loop 2>/dev/null && return 0
-		nap 0.1
-	done
-	return 1
-}
-
-# dry_run: what modprobe loop would do, "insmod PATH [OPTIONS]".
-dry_run() {
-	local out
-	out=$(modprobe -n -v loop 2>&1)
-	echo "${out%"${out##*[! ]}"}"
-}
-
-# params: max_loop, max_part and hw_queue_depth of the loaded loop.
-params() {
-	local f
-	for f in max_loop max_part hw_queue_depth; do
-		sysread $p/$f
-		printf '%s ' "$v"
-	done
-}
-
 bound= made_ctl=
 restore() {
 	unload_loop
@@ -125,11 +65,7 @@ fi
 
 # The setting: no loop driver loaded (tests/run.sh has just loaded the
 # rust_loop.ko under test, with nothing bound), a writable module tree.
-for ((i = 0; i < 50; i++)); do
-	[ -d /sys/module/rust_loop ] || break
-	rmmod rust_loop 2>/dev/null || nap 0.1
-done
-unload_loop
+unload_all
 # Of the module tree, what modprobe and depmod read for loop: the index
 # files and loop.ko (the 9p copy of the whole tree took 40 s in a busy
 # guest; depmod then indexes the copy's modules only).
@@ -207,13 +143,8 @@ t_check "${cases[7]}" test $? = 0
 # 8. Back as found: tests/run.sh loads rust_loop for the next program.
 restore
 trap - EXIT
-# The file system mounted last on /lib/modules (/usr/lib/modules in
-# /proc/mounts on a merged /usr) is the guest's 9p again.
-fstype= modules=$(cd -P /lib/modules && pwd)
-while read -r _ mnt type _; do
-	[ "$mnt" = "$modules" ] && fstype=$type
-done </proc/mounts
-[ "$(loaded)" = none ] && [ ! -e "$tree/updates" ] && [ ! -e "$conf" ] && [ "$fstype" = 9p ] &&
+# The guest's 9p is on /lib/modules again.
+[ "$(loaded)" = none ] && [ ! -e "$tree/updates" ] && [ ! -e "$conf" ] && [ "$(fs_type /lib/modules)" = 9p ] &&
 	[ "$(dry_run)" = "insmod $tree/$kloop" ]
 t_check "${cases[8]}" test $? = 0
 t_done

@@ -45,11 +45,11 @@ bin=$top/build/tests
 # programs, built for i386); with RL_FULL they run whole.
 programs() {
 	local f args p
-	# The longest programs first (seconds on the debug kernel, make check /
-	# quick tier, 2026-12-01): guests sharing a queue end closer together
-	# when the long programs go first. Then the other shell tests, then the
-	# other C tests.
-	local first=(stack_test race_test fs_test ctl_test losetup_test
+	# The longest programs first (dkms_test on Debian's kernel, where it
+	# builds the module; the others on the debug kernel): guests sharing a
+	# queue end closer together when the long programs go first. Then the
+	# other shell tests, then the other C tests.
+	local first=(dkms_test stack_test race_test fs_test ctl_test losetup_test
 		mount_test blktests_loop_test error_test io_test ltp_loop_test)
 	local -A listed=()
 	for p in "${first[@]}"; do
