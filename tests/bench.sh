@@ -17,7 +17,10 @@
 # create/write 16 KiB/fsync loop on an ext4 made on the target; "ctl-*" is
 # the control plane of Android's apexd (LOOP_CTL_GET_FREE + LOOP_CONFIGURE
 # read-only with direct I/O, no partition scan, then the detach, for N
-# devices, per device); "mem-*" the kernel memory per idle bound device
+# devices, per device; GET_FREE creates most of them); "attach-*" the
+# same on N devices added beforehand and never opened, as apexd binds the
+# devices it pre-allocates (open, LOOP_CONFIGURE, close; then open,
+# LOOP_CLR_FD, close); "mem-*" the kernel memory per idle bound device
 # (MemFree and Slab deltas over N devices, bytes per device); "idle-*"
 # the same per device added (LOOP_CTL_ADD) and never configured.
 #
@@ -96,6 +99,7 @@ profiles=(
 	"fs-ext4|null c rust nbd ublk ublkz|on|fs"
 	"fs-ext4-buf|c rust|off|fs"
 	"ctl-$nctl|c rust|on|ctl"
+	"attach-$nctl|c rust|on|attach"
 	"mem-$nmem|c rust|on|mem"
 	"idle-$nmem|c rust|on|idle"
 )
@@ -221,7 +225,7 @@ unload() {
 	return 1
 }
 
-# measure TARGET DIO KIND: prints the cost (two for ctl).
+# measure TARGET DIO KIND: prints the cost (two for ctl, attach, mem, idle).
 measure() {
 	local target=$1 dio=$2 kind=$3 dev=
 	case $target in
@@ -230,14 +234,14 @@ measure() {
 	nbd | ublk | ublkz) dev=$(peer_start "$target") || { peer_stop "$target"; return 1; } ;;
 	*)
 		load "$target" || return 1
-		if [ "$kind" != ctl ] && [ "$kind" != mem ] && [ "$kind" != idle ]; then
+		if [ "$kind" != ctl ] && [ "$kind" != attach ] && [ "$kind" != mem ] && [ "$kind" != idle ]; then
 			dev=$(losetup -f --show --direct-io="$dio" "$img") || return 1
 		fi
 		;;
 	esac
 	case $kind in
 	fs) run_fs "$dev" ;;
-	ctl) "$helper" ctl "$img" "$nctl" | awk '{ print $3, $4 }' ;;
+	ctl | attach) "$helper" "$kind" "$img" "$nctl" | awk '{ print $3, $4 }' ;;
 	mem) "$helper" mem "$img" "$nmem" | awk '{ printf "%.0f %.0f\n", $3 * 1024 / $2, $4 * 1024 / $2 }' ;;
 	idle) "$helper" idle "$nmem" | awk '{ printf "%.0f %.0f\n", $3 * 1024 / $2, $4 * 1024 / $2 }' ;;
 	*)
@@ -270,10 +274,10 @@ for round in $(seq "$rounds"); do
 			# A failed measurement is said, not recorded as a cost of 0.
 			[ -n "$v" ] || { echo "# $t $name round $round: failed"; continue; }
 			case $name in
-			ctl-*)
+			ctl-* | attach-*)
 				read -r a b <<<"${v:-0 0}"
-				echo "$t ${name/ctl/ctl-configure} $round $a" | tee -a "$out/results"
-				echo "$t ${name/ctl/ctl-detach} $round $b" | tee -a "$out/results"
+				echo "$t ${name%%-*}-configure-${name#*-} $round $a" | tee -a "$out/results"
+				echo "$t ${name%%-*}-detach-${name#*-} $round $b" | tee -a "$out/results"
 				;;
 			mem-* | idle-*)
 				read -r a b <<<"${v:-0 0}"
@@ -343,7 +347,7 @@ awk "$stats_awk"'
 		}
 		print ""
 		print "Medians over the rounds. Costs in guest ns per I/O (fio: 1e9 / IOPS; fs-ext4: per"
-		print "create+write+fsync; ctl: per device), mem-*: bytes per idle bound device, idle-*: per"
+		print "create+write+fsync; ctl, attach: per device), mem-*: bytes per idle bound device, idle-*: per"
 		print "device added and never configured. C/rust: loop.ko"
 		print "cost over rust_loop cost (> 1: rust_loop is faster or smaller). rust-raw/null: what"
 		print "the driver adds to the raw file, in units of null_blk cost. spread: (max - min) / median,"

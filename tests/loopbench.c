@@ -9,6 +9,13 @@
  *                           (LOOP_CLR_FD, close); prints
  *                           "ctl N CONFIGURE_NS DETACH_NS", nanoseconds per
  *                           device of each phase (CLOCK_MONOTONIC)
+ *   loopbench attach FILE N the same on N devices added beforehand and
+ *                           never opened (LOOP_CTL_ADD of indices 4096 on,
+ *                           not timed), as apexd binds the devices it
+ *                           pre-allocates: each opened, LOOP_CONFIGUREd and
+ *                           closed, then each detached; prints
+ *                           "attach N CONFIGURE_NS DETACH_NS", then removes
+ *                           them
  *   loopbench mem FILE N    kernel memory of N idle bound devices: MemFree
  *                           and Slab of /proc/meminfo before and after
  *                           binding (caches dropped around each reading);
@@ -48,16 +55,16 @@ static long long now_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Binds a free loop device to file; returns its index. */
-static int bind_one(int ctl, const char *file)
+/*
+ * Binds /dev/loopIDX to file as apexd does (LOOP_CONFIGURE read-only,
+ * direct I/O, no partition scan) and closes it.
+ */
+static void configure_one(int idx, const char *file)
 {
 	struct loop_config c;
 	char dev[32];
-	int idx, fd, bfd;
+	int fd, bfd;
 
-	idx = ioctl(ctl, LOOP_CTL_GET_FREE);
-	if (idx < 0)
-		die("LOOP_CTL_GET_FREE");
 	snprintf(dev, sizeof(dev), "/dev/loop%d", idx);
 	fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -73,6 +80,16 @@ static int bind_one(int ctl, const char *file)
 		die("LOOP_CONFIGURE");
 	close(bfd);
 	close(fd);
+}
+
+/* Binds a free loop device to file; returns its index. */
+static int bind_one(int ctl, const char *file)
+{
+	int idx = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+	if (idx < 0)
+		die("LOOP_CTL_GET_FREE");
+	configure_one(idx, file);
 	return idx;
 }
 
@@ -214,7 +231,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s ctl|mem FILE N | idle N | fs DIR SECS\n", argv[0]);
+		fprintf(stderr, "usage: %s ctl|attach|mem FILE N | idle N | fs DIR SECS\n", argv[0]);
 		return 2;
 	}
 	if (!strcmp(argv[1], "fs"))
@@ -228,6 +245,17 @@ int main(int argc, char **argv)
 			detach_one(idx[i]);
 		t2 = now_ns();
 		printf("ctl %d %lld %lld\n", n, (t1 - t0) / n, (t2 - t1) / n);
+	} else if (!strcmp(argv[1], "attach")) {
+		add_remove(1, 4096, n);
+		t0 = now_ns();
+		for (i = 0; i < n; i++)
+			configure_one(4096 + i, argv[2]);
+		t1 = now_ns();
+		for (i = 0; i < n; i++)
+			detach_one(4096 + i);
+		t2 = now_ns();
+		printf("attach %d %lld %lld\n", n, (t1 - t0) / n, (t2 - t1) / n);
+		add_remove(0, 4096, n);
 	} else if (!strcmp(argv[1], "mem")) {
 		free0 = meminfo("MemFree");
 		slab0 = meminfo("Slab");
