@@ -22,6 +22,9 @@
 #   KERNEL          release (default): this project's release kernel;
 #                   debian: Debian's packaged kernel (scripts/build-debian.sh),
 #                   rust_loop built against its headers, its own loop.ko
+#   BENCH_SCALE     vCPU counts (e.g. "1 2 4 8"): instead of the profiles,
+#                   the scaling rows (tests/bench.sh -s) in one boot per
+#                   count, then a table of the cost per I/O against N
 #   BENCH_PERF      targets ("rust", "c", "rust c", also "raw" or "null")
 #                   whose fio runs are recorded by perf in the guest (built
 #                   by scripts/build-perf.sh); each recording's top symbols
@@ -63,8 +66,57 @@ log=$RL_TOP/build/bench/$(date -u +%Y%m%d-%H%M%S).txt
 	echo "# make bench $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$RL_TOP" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "# KERNEL=$profile BENCH_CLOCK=$clock BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_RUNTIME=$runtime${BENCH_PROFILES:+ BENCH_PROFILES=$BENCH_PROFILES}${BENCH_PERF:+ BENCH_PERF=$BENCH_PERF}"
 } | tee "$log"
-"$RL_TOP/scripts/qemu.sh" --profile "$profile" --timeout 7200 -- \
-	"tests/bench.sh -r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/$profile/rust_loop.ko" \
-	"-n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -c $clock -p '${BENCH_PROFILES:-.}'" \
-	"${BENCH_PERF:+-f '$BENCH_PERF'}" | tee -a "$log"
+args="-r ${BENCH_ROUNDS:-3} -t $runtime -k $RL_TOP/build/$profile/rust_loop.ko -c $clock"
+if [ -z "${BENCH_SCALE:-}" ]; then
+	"$RL_TOP/scripts/qemu.sh" --profile "$profile" --timeout 7200 -- \
+		"tests/bench.sh $args -n ${BENCH_CTL:-256} -m ${BENCH_MEM:-1000} -p '${BENCH_PROFILES:-.}'" \
+		"${BENCH_PERF:+-f '$BENCH_PERF'}" | tee -a "$log"
+	rl_log "output kept in $log"
+	exit 0
+fi
+
+# The scaling rows: one boot per vCPU count, then one table of them all.
+for n in $BENCH_SCALE; do
+	echo "# BENCH_SCALE: $n vCPUs" | tee -a "$log"
+	QEMU_SMP=$n "$RL_TOP/scripts/qemu.sh" --profile "$profile" --timeout 7200 -- \
+		"tests/bench.sh $args -s -p '${BENCH_PROFILES:-.}'" | tee -a "$log"
+done
+echo
+awk '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	NF == 4 && $2 ~ /-j[0-9]+$/ && $3 ~ /^[0-9]+$/ {
+		base = $2; sub(/-j[0-9]+$/, "", base); n = substr($2, length(base) + 3)
+		row = base " " $1
+		if (!(row in seen)) { seen[row] = 1; rows[++nr] = row }
+		if (!(n in ns)) { ns[n] = 1; cols[++nc] = n }
+		k = ++cnt[row, n]; v[row, n, k] = $4
+	}
+	END {
+		for (i = 2; i <= nc; i++)
+			for (j = i; j > 1 && cols[j - 1] + 0 > cols[j] + 0; j--) { t = cols[j]; cols[j] = cols[j - 1]; cols[j - 1] = t }
+		printf "%-30s %-6s", "scaling", "target"
+		for (c = 1; c <= nc; c++) printf " %9s", "N=" cols[c]
+		printf " %9s\n", "N=" cols[nc] "/N=" cols[1]
+		for (r = 1; r <= nr; r++) {
+			split(rows[r], f, " ")
+			printf "%-30s %-6s", f[1], f[2]
+			for (c = 1; c <= nc; c++) {
+				m[c] = ""
+				if (cnt[rows[r], cols[c]]) {
+					delete a
+					for (k = 1; k <= cnt[rows[r], cols[c]]; k++) a[k] = v[rows[r], cols[c], k]
+					m[c] = median(a, cnt[rows[r], cols[c]])
+				}
+				printf " %9s", m[c] == "" ? "-" : sprintf("%.0f", m[c])
+			}
+			printf " %9s\n", m[1] > 0 && m[nc] != "" ? sprintf("%.2f", m[nc] / m[1]) : "-"
+		}
+		print ""
+		print "Guest ns per I/O with N fio jobs on N vCPUs, one job per CPU (1e9 / the summed IOPS:"
+		print "under icount, guest instructions per I/O summed over all CPUs); medians over the rounds."
+	}' "$log" | tee -a "$log"
 rl_log "output kept in $log"

@@ -31,6 +31,8 @@
 #
 #   tests/bench.sh [-r ROUNDS] [-t SECONDS] [-k RUST_LOOP_KO] [-p REGEX]
 #                  [-n CTL_DEVICES] [-m MEM_DEVICES] [-c CLOCK] [-f TARGETS]
+#                  [-s]
+#   -s runs the scaling rows only (below, at the profiles).
 #   -p runs only the profiles whose name matches REGEX (grep -E); -c names
 #   the clock in the header (scripts/bench.sh passes icount or wall); -f
 #   TARGETS (e.g. "rust c") records a perf profile (cpu-clock, every 100 us
@@ -55,7 +57,8 @@ clock=guest
 perf_targets=
 rublk=$top/build/rublk/bin/rublk
 perf=$top/build/perf/perf
-while getopts "r:t:k:p:n:m:c:f:u:" opt; do
+scale=
+while getopts "r:t:k:p:n:m:c:f:u:s" opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
 	t) runtime=$OPTARG ;;
@@ -66,6 +69,7 @@ while getopts "r:t:k:p:n:m:c:f:u:" opt; do
 	c) clock=$OPTARG ;;
 	f) perf_targets=$OPTARG ;;
 	u) rublk=$OPTARG ;;
+	s) scale=1 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -103,6 +107,21 @@ profiles=(
 	"mem-$nmem|c rust|on|mem"
 	"idle-$nmem|c rust|on|idle"
 )
+# -s: the scaling rows instead, one fio job per CPU of the guest, each
+# bound to its CPU; rust_loop with a hardware queue per CPU
+# (nr_hw_queues), null_blk with a submission queue per CPU, rublk with a
+# queue per CPU; loop.ko has one hardware queue. The cost is 1e9 / the
+# jobs' summed IOPS: under icount the vCPUs run in turn on one virtual
+# clock, so it is the guest instructions per I/O summed over all CPUs.
+jobs=1
+if [ -n "$scale" ]; then
+	jobs=$(nproc)
+	j="--numjobs=$jobs --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split --group_reporting"
+	profiles=(
+		"randread-4k-psync-qd1-j$jobs|raw null c rust ublk|on|--rw=randread --bs=4k --ioengine=psync --iodepth=1 $j"
+		"randread-4k-uring-qd32-j$jobs|raw null c rust ublk|on|--rw=randread --bs=4k --ioengine=io_uring --iodepth=32 $j"
+	)
+fi
 
 echo "# rust_loop benchmark: $(uname -r), $(nproc) CPUs, $rounds rounds of ${runtime}s per fio run"
 echo "# clock: $clock; ctl: $nctl devices, mem: $nmem devices"
@@ -111,7 +130,7 @@ dd if=/dev/zero of="$img" bs=1M count=$size_mb status=none
 for mod in loop rust_loop null_blk; do
 	[ -d /sys/module/$mod ] && rmmod $mod
 done
-modprobe null_blk nr_devices=1 gb=1 bs=512 memory_backed=1 irqmode=0 ||
+modprobe null_blk nr_devices=1 gb=1 bs=512 memory_backed=1 irqmode=0 submit_queues=$jobs ||
 	{ echo "# modprobe null_blk failed" >&2; exit 1; }
 # null_blk's memory holds what was written; the reads find data too.
 dd if="$img" of=$nullb bs=1M oflag=direct status=none
@@ -149,7 +168,7 @@ run_fs() {
 }
 
 load() {
-	if [ "$1" = c ]; then modprobe loop; else insmod "$ko"; fi
+	if [ "$1" = c ]; then modprobe loop; else insmod "$ko" ${scale:+nr_hw_queues=$jobs}; fi
 }
 
 # peer_why PEER: why the peer cannot run here; nothing if it can.
@@ -182,9 +201,9 @@ peer_start() {
 		;;
 	ublk | ublkz)
 		modprobe ublk_drv || return 1
-		# One queue, rublk's loop target over the file (direct I/O);
-		# ublkz with zero copy (UBLK_F_AUTO_BUF_REG).
-		"$rublk" add loop --quiet -n 0 -q 1 -d 128 -f "$img" $([ "$1" = ublkz ] && echo -z) \
+		# One queue (one per CPU with -s), rublk's loop target over the
+		# file (direct I/O); ublkz with zero copy (UBLK_F_AUTO_BUF_REG).
+		"$rublk" add loop --quiet -n 0 -q $jobs -d 128 -f "$img" $([ "$1" = ublkz ] && echo -z) \
 			>/dev/null || return 1
 		dev=/dev/ublkb0
 		;;
