@@ -26,11 +26,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/install_lib.sh"
 
-sysread /proc/sys/kernel/osrelease
-rel=$v
-tree=/lib/modules/$rel
 conf=/run/modprobe.d/rust-loop-dkms-test.conf
-opts="max_loop=3 max_part=7 hw_queue_depth=64"
 work=$T_SCRATCH/dkms-test
 cases=(
 	"make dkms: added, built against the installed headers, installed in updates/dkms/"
@@ -53,11 +49,6 @@ skip_all() {
 	skip_all "no headers installed for $rel ($tree/build): make check KERNEL=debian runs it"
 command -v dkms >/dev/null || skip_all "no dkms in the guest (scripts/lib.sh's RL_PACKAGES has it)"
 
-# The kernel's own loop module (loop.ko.xz on Debian's kernel).
-kloop=
-for f in "$tree"/kernel/drivers/block/loop.ko*; do
-	[ -e "$f" ] && kloop=kernel/drivers/block/${f##*/}
-done
 ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$T_TOP/dkms.conf")
 
 # overlay DIR NAME: a writable tmpfs layer over DIR until restore.

@@ -8,6 +8,18 @@
 # The loaded loop module's parameters.
 p=/sys/module/loop/parameters
 
+# The running kernel's release and module tree, the kernel's own loop
+# module in it (loop.ko.xz on Debian's kernel), and the `options loop`
+# line both tests write (3 devices rather than 8 make every load cheaper).
+sysread /proc/sys/kernel/osrelease
+rel=$v
+tree=/lib/modules/$rel
+kloop=
+for f in "$tree"/kernel/drivers/block/loop.ko*; do
+	[ -e "$f" ] && kloop=kernel/drivers/block/${f##*/}
+done
+opts="max_loop=3 max_part=7 hw_queue_depth=64"
+
 # has_line FILE LINE: FILE has the line LINE.
 has_line() {
 	local l

@@ -24,11 +24,7 @@
 
 under_test=${RUST_LOOP_KO:-$T_TOP/build/test/rust_loop.ko}
 ko=${RUST_LOOP_INSTALL_KO:-${under_test%/*}-loop/loop.ko}
-sysread /proc/sys/kernel/osrelease
-rel=$v
-tree=/lib/modules/$rel
 conf=/run/modprobe.d/rust-loop-install-test.conf
-opts="max_loop=3 max_part=7 hw_queue_depth=64"
 work=$T_SCRATCH/install-test
 cases=(
 	"make install puts loop.ko in updates/ and depmod picks it"
@@ -69,11 +65,6 @@ unload_all
 # Of the module tree, what modprobe and depmod read for loop: the index
 # files and loop.ko (the 9p copy of the whole tree took 40 s in a busy
 # guest; depmod then indexes the copy's modules only).
-# The kernel's own loop module, compressed on Debian's kernel (loop.ko.xz).
-kloop=
-for f in "$tree"/kernel/drivers/block/loop.ko*; do
-	[ -e "$f" ] && kloop=kernel/drivers/block/${f##*/}
-done
 rm -rf "$work"
 mkdir -p "$work/modules/$rel/kernel/drivers/block" /run/modprobe.d
 cp -a "$tree"/modules.* "$work/modules/$rel/"
