@@ -113,7 +113,8 @@ awk '
 				}
 				printf " %9s", m[c] == "" ? "-" : sprintf("%.0f", m[c])
 			}
-			printf " %9s\n", m[1] > 0 && m[nc] != "" ? sprintf("%.2f", m[nc] / m[1]) : "-"
+			# Parenthesized: a bare ">" after printf would redirect.
+			printf " %9s\n", (m[1] > 0 && m[nc] != "" ? sprintf("%.2f", m[nc] / m[1]) : "-")
 		}
 		print ""
 		print "Guest ns per I/O with N fio jobs on N vCPUs, one job per CPU (1e9 / the summed IOPS:"
