@@ -82,16 +82,11 @@ for n in $BENCH_SCALE; do
 		"tests/bench.sh $args -s -p '${BENCH_PROFILES:-.}'" | tee -a "$log"
 done
 echo
-awk '
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+awk "$(cat "$RL_TOP/tests/bench_stats.awk")"'
 	NF == 4 && $2 ~ /-j[0-9]+$/ && $3 ~ /^[0-9]+$/ {
 		base = $2; sub(/-j[0-9]+$/, "", base); n = substr($2, length(base) + 3)
 		row = base " " $1
-		if (!(row in seen)) { seen[row] = 1; rows[++nr] = row }
+		if (!(row in seen)) { seen[row] = 1; byrow[++nr] = row }
 		if (!(n in ns)) { ns[n] = 1; cols[++nc] = n }
 		k = ++cnt[row, n]; v[row, n, k] = $4
 	}
@@ -102,14 +97,14 @@ awk '
 		for (c = 1; c <= nc; c++) printf " %9s", "N=" cols[c]
 		printf " %9s\n", "N=" cols[nc] "/N=" cols[1]
 		for (r = 1; r <= nr; r++) {
-			split(rows[r], f, " ")
+			split(byrow[r], f, " ")
 			printf "%-30s %-6s", f[1], f[2]
 			for (c = 1; c <= nc; c++) {
 				m[c] = ""
-				if (cnt[rows[r], cols[c]]) {
+				if (cnt[byrow[r], cols[c]]) {
 					delete a
-					for (k = 1; k <= cnt[rows[r], cols[c]]; k++) a[k] = v[rows[r], cols[c], k]
-					m[c] = median(a, cnt[rows[r], cols[c]])
+					for (k = 1; k <= cnt[byrow[r], cols[c]]; k++) a[k] = v[byrow[r], cols[c], k]
+					m[c] = median(a, cnt[byrow[r], cols[c]])
 				}
 				printf " %9s", m[c] == "" ? "-" : sprintf("%.0f", m[c])
 			}

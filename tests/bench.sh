@@ -321,30 +321,9 @@ for f in "$out"/perf.*; do
 		grep -v '^#' | grep -v '^$' | sed 's/^/#   /'
 done
 
-# The results' reader and row statistics, shared by the two tables' awk
-# programs: rows() fills m[target] with the medians of profile p for the
-# nt targets of T[] and returns the widest (max - min) / median.
-stats_awk='
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
-	function cell(x) { return x == "" ? "-" : x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x) }
-	function rows(p, nt,   i, j, t, lo, hi, a, worst) {
-		worst = 0
-		for (i = 1; i <= nt; i++) {
-			t = T[i]; m[t] = ""
-			if (!cnt[t, p]) continue
-			lo = 1e30; hi = 0
-			for (j = 1; j <= cnt[t, p]; j++) {
-				a[j] = v[t, p, j]; if (a[j] < lo) lo = a[j]; if (a[j] > hi) hi = a[j]
-			}
-			m[t] = median(a, cnt[t, p])
-			if (m[t] > 0 && (hi - lo) / m[t] > worst) worst = (hi - lo) / m[t]
-		}
-		return worst
-	}
+# The statistics (tests/bench_stats.awk) and the results' reader, shared
+# by the two tables' awk programs.
+stats_awk="$(cat "$top/tests/bench_stats.awk")"'
 	{
 		if (!($2 in order)) { order[$2] = ++np; byorder[np] = $2 }
 		n = ++cnt[$1, $2]; v[$1, $2, n] = $4
