@@ -41,6 +41,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The first index of the devices "attach" and "idle" add themselves: far
+ * above those the guest or the other rows use, so that LOOP_CTL_ADD finds
+ * them free.
+ */
+#define FIRST_ADDED 4096
+
 static void die(const char *what)
 {
 	perror(what);
@@ -224,10 +231,10 @@ int main(int argc, char **argv)
 		n = atoi(argv[2]);
 		free0 = meminfo("MemFree");
 		slab0 = meminfo("Slab");
-		add_remove(1, 4096, n);
+		add_remove(1, FIRST_ADDED, n);
 		printf("idle %d %ld %ld\n", n, free0 - meminfo("MemFree"),
 		       meminfo("Slab") - slab0);
-		add_remove(0, 4096, n);
+		add_remove(0, FIRST_ADDED, n);
 		return 0;
 	}
 	if (argc != 4) {
@@ -246,16 +253,16 @@ int main(int argc, char **argv)
 		t2 = now_ns();
 		printf("ctl %d %lld %lld\n", n, (t1 - t0) / n, (t2 - t1) / n);
 	} else if (!strcmp(argv[1], "attach")) {
-		add_remove(1, 4096, n);
+		add_remove(1, FIRST_ADDED, n);
 		t0 = now_ns();
 		for (i = 0; i < n; i++)
-			configure_one(4096 + i, argv[2]);
+			configure_one(FIRST_ADDED + i, argv[2]);
 		t1 = now_ns();
 		for (i = 0; i < n; i++)
-			detach_one(4096 + i);
+			detach_one(FIRST_ADDED + i);
 		t2 = now_ns();
 		printf("attach %d %lld %lld\n", n, (t1 - t0) / n, (t2 - t1) / n);
-		add_remove(0, 4096, n);
+		add_remove(0, FIRST_ADDED, n);
 	} else if (!strcmp(argv[1], "mem")) {
 		free0 = meminfo("MemFree");
 		slab0 = meminfo("Slab");
