@@ -15,6 +15,7 @@
 #include <linux/compat.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/sched.h>
 #include <linux/sched/isolation.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
@@ -211,6 +212,45 @@ int rust_loop_housekeeping_work_cpu(void)
 		ret = housekeeping_any_cpu(HK_TYPE_WQ);
 	put_cpu();
 	return ret;
+}
+
+/*
+ * queue_work_on() of a per-CPU work item on another CPU than this one: the
+ * next online CPU after it that is a housekeeping CPU as
+ * rust_loop_housekeeping_work_cpu() means it, or, where there is none,
+ * where rust_loop_housekeeping_work_cpu() would queue it. Preemption stays
+ * disabled from the choice to the queueing, so the CPU chosen cannot go
+ * offline in between (taking a CPU down runs stop_machine()); once queued,
+ * work on a CPU that goes offline runs on another (workqueue hotplug).
+ */
+bool rust_loop_queue_work_elsewhere(struct workqueue_struct *wq,
+				    struct work_struct *work)
+{
+	int cpu = get_cpu(), next, target = WORK_CPU_UNBOUND;
+	bool queued;
+
+	for_each_cpu_wrap(next, cpu_online_mask, cpu + 1) {
+		if (next != cpu && housekeeping_cpu(next, HK_TYPE_DOMAIN) &&
+		    housekeeping_cpu(next, HK_TYPE_WQ)) {
+			target = next;
+			break;
+		}
+	}
+	if (target == WORK_CPU_UNBOUND) {
+		if (!housekeeping_cpu(cpu, HK_TYPE_DOMAIN))
+			target = housekeeping_any_cpu(HK_TYPE_DOMAIN);
+		else if (!housekeeping_cpu(cpu, HK_TYPE_WQ))
+			target = housekeeping_any_cpu(HK_TYPE_WQ);
+	}
+	queued = queue_work_on(target, wq, work);
+	put_cpu();
+	return queued;
+}
+
+/* task_is_running(): on a CPU or waiting for one, not asleep. */
+bool rust_loop_task_is_running(struct task_struct *task)
+{
+	return task_is_running(task);
 }
 
 /*

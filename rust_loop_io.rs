@@ -45,6 +45,7 @@ use crate::{
     rust_loop_state::{Io, LoState},
     sys::{
         helpers,
+        placement::Kick,
         request::{Op, Request, RwFlags, RwTarget, Status},
     },
 };
@@ -63,6 +64,9 @@ pub(crate) struct Stats {
     write_zeroes: Atomic<u64>,
     bytes_read: Atomic<u64>,
     bytes_written: Atomic<u64>,
+    /// Requests that woke the worker on another CPU than their own
+    /// ([`crate::sys::placement::Placement`]).
+    worker_elsewhere: Atomic<u64>,
 }
 
 impl Stats {
@@ -75,6 +79,7 @@ impl Stats {
             write_zeroes: Atomic::new(0),
             bytes_read: Atomic::new(0),
             bytes_written: Atomic::new(0),
+            worker_elsewhere: Atomic::new(0),
         }
     }
 }
@@ -90,6 +95,7 @@ impl fmt::Debug for Stats {
             ("write_zeroes", &self.write_zeroes),
             ("bytes_read", &self.bytes_read),
             ("bytes_written", &self.bytes_written),
+            ("worker_elsewhere", &self.worker_elsewhere),
         ];
         for (name, v) in lines {
             writeln!(f, "{} {}", name, v.load(Relaxed))?;
@@ -136,9 +142,12 @@ pub(crate) fn queue_rq(lo: &LoopDevice, rq: Request<LoopDevice>) {
         Op::Discard => stats.discards.add(1, Relaxed),
         Op::WriteZeroes => stats.write_zeroes.add(1, Relaxed),
     }
-    lo.worker().queue(rq, |rq, root| {
+    let kick = lo.worker().queue(rq, |rq, root| {
         root && matches!(rq.op(), Op::Read | Op::Write)
     });
+    if kick == Kick::Elsewhere {
+        stats.worker_elsewhere.add(1, Relaxed);
+    }
 }
 
 /// A request in the worker, where it may block (`loop_handle_cmd()`).

@@ -20,6 +20,9 @@
 //! - [`param`]: `int` module parameters shown in sysfs, as `loop.c` has.
 //! - [`request`]: started blk-mq requests and the zero-copy file I/O.
 //! - [`worker`]: where requests run in process context, in their cgroups.
+//! - [`placement`]: which CPU a worker's list runs on.
+//! - [`task`]: a task reference passed between threads; whether a task is
+//!   runnable.
 //! - [`file`]: the backing file (size, capabilities, fsync, fallocate).
 //! - [`sync`]: killable waits for a kernel crate `Mutex`.
 //! - [`sysfs`]: an attribute group on a disk.
@@ -40,9 +43,11 @@ pub(crate) mod file;
 pub(crate) mod helpers;
 pub(crate) mod misc;
 pub(crate) mod param;
+pub(crate) mod placement;
 pub(crate) mod request;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
+pub(crate) mod task;
 pub(crate) mod uapi;
 pub(crate) mod worker;
 pub(crate) mod workqueue;

@@ -124,6 +124,9 @@ struct request;
 struct cgroup_subsys_state;
 struct mem_cgroup;
 struct mutex;
+struct workqueue_struct;
+struct work_struct;
+struct task_struct;
 
 #include <linux/types.h>
 
@@ -146,6 +149,9 @@ struct mem_cgroup *rust_loop_set_active_memcg_css(struct cgroup_subsys_state *cs
 void rust_loop_set_active_memcg(struct mem_cgroup *memcg);
 int rust_loop_mutex_lock_killable(struct mutex *lock);
 int rust_loop_housekeeping_work_cpu(void);
+bool rust_loop_queue_work_elsewhere(struct workqueue_struct *wq,
+				    struct work_struct *work);
+bool rust_loop_task_is_running(struct task_struct *task);
 unsigned int rust_loop_worker_flags_save(void);
 void rust_loop_worker_flags_restore(unsigned int flags);
 void rust_loop_cond_resched(void);

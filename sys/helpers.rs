@@ -6,7 +6,10 @@
 //! kernel's definition at build time (`include/rust_loop_helpers.h`), as
 //! it does the sizes and field offsets of the loop UAPI structures.
 
-use kernel::ffi::{c_int, c_uint, c_void};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_uint, c_void},
+};
 
 /// `BLK_OPEN_WRITE`.
 pub(crate) const BLK_OPEN_WRITE: u32 = 1 << 1;
@@ -179,6 +182,15 @@ extern "C" {
     /// The CPU to queue per-CPU work from this one on: `WORK_CPU_UNBOUND`
     /// (this CPU) for a housekeeping CPU, else a housekeeping CPU.
     pub(crate) fn rust_loop_housekeeping_work_cpu() -> c_int;
+    /// `queue_work_on()` of `work` on `wq` on the next online housekeeping
+    /// CPU after this one (where there is none, as
+    /// [`rust_loop_housekeeping_work_cpu`]); false if it was pending.
+    pub(crate) fn rust_loop_queue_work_elsewhere(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+    ) -> bool;
+    /// `task_is_running(task)`.
+    pub(crate) fn rust_loop_task_is_running(task: *mut c_void) -> bool;
     /// Saves `current->flags`, sets `PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO`.
     pub(crate) fn rust_loop_worker_flags_save() -> c_uint;
     /// `current->flags = flags`.

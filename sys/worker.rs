@@ -12,6 +12,7 @@
 use super::{
     disk::DiskOps,
     helpers,
+    placement::{Kick, Placement},
     request::{Pdu, Request, Status},
     workqueue::OwnedQueue,
 };
@@ -81,8 +82,10 @@ pub(super) unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::w
 /// ([`Self::start`]), as `loop_configure()` allocates `lo->workqueue`, so
 /// that a disk never bound costs none of its per-CPU structures. It is
 /// destroyed, which waits for its work, before the memory of the work item
-/// goes; the owner must drop this before the tag set of the requests it
-/// was given ([`super::disk::Disk`]).
+/// and the list's [`Placement`] go; the owner must drop this before the
+/// tag set of the requests it was given ([`super::disk::Disk`]). The list
+/// runs on the CPU that queued it or, while its submitter is found
+/// preempted for it, on the next one ([`Placement`]).
 ///
 /// # Invariants
 ///
@@ -95,6 +98,7 @@ pub(super) unsafe extern "C" fn work_callback<T: DiskOps>(work: *mut bindings::w
 pub(crate) struct RequestWorker<T: DiskOps> {
     wq: SetOnce<OwnedQueue>,
     head: Atomic<usize>,
+    placement: Placement,
     #[pin]
     work: Opaque<bindings::work_struct>,
     _p: PhantomData<T>,
@@ -115,6 +119,7 @@ impl<T: DiskOps> RequestWorker<T> {
         try_pin_init!(Self {
             wq: SetOnce::new(),
             head: Atomic::new(0),
+            placement: Placement::new(),
             // SAFETY: `slot` is valid for the work item's initialization;
             // the name and the lock class are static.
             work <- Opaque::ffi_init(|slot| unsafe {
@@ -149,17 +154,22 @@ impl<T: DiskOps> RequestWorker<T> {
     /// tells whether the request comes from the root block cgroup (or
     /// from none); else in a work item of its own, for requests that may
     /// block for long. The cgroups are looked up once, here. Fails the
-    /// request before [`Self::start`].
-    pub(crate) fn queue(&self, rq: Request<T>, in_order: impl FnOnce(&Request<T>, bool) -> bool) {
+    /// request before [`Self::start`]. Returns where it woke the worker.
+    pub(crate) fn queue(
+        &self,
+        rq: Request<T>,
+        in_order: impl FnOnce(&Request<T>, bool) -> bool,
+    ) -> Kick {
         let Some(wq) = self.wq.as_ref() else {
             rq.end(Status::IOERR);
-            return;
+            return Kick::None;
         };
         let root = store_charge(&rq);
         if in_order(&rq, root) {
-            self.defer_in_order(wq, rq);
+            self.defer_in_order(wq, rq)
         } else {
             Self::defer(wq, rq);
+            Kick::Here
         }
     }
 
@@ -176,8 +186,8 @@ impl<T: DiskOps> RequestWorker<T> {
 
     /// Adds `rq`, its charge stored, to the list, which the worker runs in
     /// order on `wq`, the worker's, calling [`DiskOps::work`] with each
-    /// request as [`Self::defer`] does.
-    fn defer_in_order(&self, wq: &OwnedQueue, rq: Request<T>) {
+    /// request as [`Self::defer`] does; returns where it woke the worker.
+    fn defer_in_order(&self, wq: &OwnedQueue, rq: Request<T>) -> Kick {
         let pdu = ptr::from_ref(rq.pdu());
         // The list owns the request from the push on.
         core::mem::forget(rq);
@@ -196,8 +206,11 @@ impl<T: DiskOps> RequestWorker<T> {
             // earlier request (type invariant): queue it again. It may be
             // running still; then it runs once more after.
             // SAFETY: `work` is initialized and queued only on `wq`, the
-            // worker's, which outlives it (type invariant).
-            unsafe { wq.queue_raw_housekeeping(self.work.get()) };
+            // worker's, which outlives it (type invariant); its function
+            // starts with `on_run`.
+            unsafe { self.placement.kick(wq, self.work.get()) }
+        } else {
+            Kick::None
         }
     }
 }
@@ -217,6 +230,7 @@ unsafe extern "C" fn list_work_callback<T: DiskOps>(work: *mut bindings::work_st
             .sub(offset_of!(RequestWorker<T>, work))
             .cast::<RequestWorker<T>>()
     };
+    this.placement.on_run();
     loop {
         // Acquire: pairs with the pushes' release.
         let mut lifo = this.head.xchg(0, Acquire);

@@ -3,7 +3,8 @@
 //! A workqueue of the driver's own, allocated and destroyed by its owner:
 //! the kernel crate offers only the system workqueues
 //! ([`kernel::workqueue::system`] and friends), and queues work only on
-//! the submitting CPU (`WORK_CPU_UNBOUND`), isolated or not.
+//! the submitting CPU (`WORK_CPU_UNBOUND`), isolated or not; this one
+//! queues on a housekeeping CPU, the submitting one or another.
 
 use super::helpers;
 use core::{ops::Deref, ptr::NonNull};
@@ -91,6 +92,21 @@ impl OwnedQueue {
         // SAFETY: `work` as the caller guarantees; the workqueue is valid
         // (type invariant).
         unsafe { bindings::queue_work_on(housekeeping_cpu(), self.0.as_ptr(), work) }
+    }
+
+    /// `queue_work_on()` of a raw work item on another CPU than this one:
+    /// the next online housekeeping CPU after it, or, where there is none,
+    /// as [`Self::queue_raw_housekeeping`]; false if it was pending
+    /// already. The CPU is chosen and the work queued on it with
+    /// preemption disabled, so it is online when the work is queued.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::queue_raw_housekeeping`].
+    pub(crate) unsafe fn queue_raw_elsewhere(&self, work: *mut bindings::work_struct) -> bool {
+        // SAFETY: `work` as the caller guarantees; the workqueue is valid
+        // (type invariant).
+        unsafe { helpers::rust_loop_queue_work_elsewhere(self.0.as_ptr(), work) }
     }
 }
 

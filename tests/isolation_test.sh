@@ -17,9 +17,17 @@
 # show every work item queued on the device's workqueue ("loopN") and the
 # CPU that ran it: some ran, and none on CPU 1.
 #
+# A third case submits on the housekeeping CPU 0 instead: random writes
+# at depth 32 (fio, io_uring) beside a busy loop on CPU 0, so that the
+# submitter is runnable when the worker starts and rust_loop queues the
+# list on the next CPU (sys/placement.rs), which must be a housekeeping
+# one: none runs on CPU 1, and for rust_loop the device's
+# worker_elsewhere counter shows that the list was sent elsewhere.
+#
 # Needs 2 CPUs, cgroup v2 with the cpuset controller and the workqueue
-# trace events (the test kernel and Debian's; the release kernel has no
-# tracing, so loop.ko is compared on Debian's); skipped otherwise.
+# trace events (Debian's kernel; the release and test kernels have no
+# tracing, so the cases run, for both drivers, on Debian's); the third
+# case needs fio; skipped otherwise.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -29,9 +37,12 @@ tr=/sys/kernel/tracing
 img=/dev/shm/rl-isolation.img
 dev=
 cases=("direct I/O submitted on an isolated CPU: no loop work runs there"
-	"buffered I/O submitted on an isolated CPU: no loop work runs there")
+	"buffered I/O submitted on an isolated CPU: no loop work runs there"
+	"I/O at depth beside a busy task on a housekeeping CPU: no loop work runs on the isolated one")
+hog=
 
 cleanup() {
+	[ -n "$hog" ] && kill "$hog" 2>/dev/null && wait "$hog" 2>/dev/null
 	if [ -d "$tr/events/workqueue" ]; then
 		echo 0 >"$tr/events/workqueue/workqueue_queue_work/enable"
 		echo 0 >"$tr/events/workqueue/workqueue_execute_start/enable"
@@ -76,19 +87,55 @@ on_isolated_cpu() {
 	bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec taskset -c 1 "$@"' x "$grp" "$@"
 }
 
-# case_io DESC DIO: I/O through a device with --direct-io=DIO from CPU 1;
-# every execution of a work item queued on the device's workqueue ran on
-# another CPU.
+# on_isolated_dd DEV: reads, then writes 4 MiB of DEV with O_DIRECT from
+# CPU 1.
+on_isolated_dd() {
+	on_isolated_cpu dd if="$1" of=/dev/null bs=4k count=1024 iflag=direct status=none &&
+		on_isolated_cpu dd if=/dev/zero of="$1" bs=4k count=1024 oflag=direct status=none ||
+		t_diag "dd on CPU 1 failed"
+}
+
+# elsewhere DEV: DEV's worker_elsewhere counter (rust_loop), or 0.
+elsewhere() {
+	local name value
+	[ "${LOOP_DRIVER:-rust}" = c ] && { echo 0; return; }
+	while read -r name value; do
+		[ "$name" = worker_elsewhere ] && { echo "$value"; return; }
+	done <"/sys/kernel/debug/rust_loop/${1#/dev/}"
+	echo 0
+}
+
+# depth_beside_hog DEV: random writes at depth 32 to DEV from CPU 0, a
+# busy loop on CPU 0 beside them; for rust_loop, DEV's worker_elsewhere
+# counter grew (else the case did not test the list going elsewhere).
+depth_beside_hog() {
+	local before after
+	before=$(elsewhere "$1")
+	taskset -c 0 bash -c 'while :; do :; done' &
+	hog=$!
+	taskset -c 0 fio --name=isolation --filename="$1" --direct=1 --ioengine=io_uring \
+		--iodepth=32 --rw=randwrite --bs=4k --size=16M --output=/dev/null >/dev/null 2>&1 ||
+		t_diag "fio on CPU 0 failed"
+	kill "$hog" && wait "$hog" 2>/dev/null
+	hog=
+	after=$(elsewhere "$1")
+	if [ "${LOOP_DRIVER:-rust}" != c ] && [ "$after" -le "$before" ]; then
+		t_diag "worker_elsewhere $before before, $after after: the list never left CPU 0"
+		moved=0
+	fi
+}
+
+# case_io DESC DIO IO: I/O through a device with --direct-io=DIO by the
+# function IO (given the device); every execution of a work item queued on
+# the device's workqueue ran on another CPU than 1.
 case_io() {
-	local desc=$1 dio=$2 name trace ran on1
+	local desc=$1 dio=$2 io=$3 name trace ran on1 moved=1
 	dev=$(losetup --direct-io="$dio" -f --show "$img") || { t_fail "$desc"; return; }
 	name=${dev#/dev/}
 	echo >"$tr/trace"
 	echo 1 >"$tr/events/workqueue/workqueue_queue_work/enable"
 	echo 1 >"$tr/events/workqueue/workqueue_execute_start/enable"
-	on_isolated_cpu dd if="$dev" of=/dev/null bs=4k count=1024 iflag=direct status=none &&
-		on_isolated_cpu dd if=/dev/zero of="$dev" bs=4k count=1024 oflag=direct status=none ||
-		t_diag "dd on CPU 1 failed"
+	"$io" "$dev"
 	echo 0 >"$tr/events/workqueue/workqueue_queue_work/enable"
 	echo 0 >"$tr/events/workqueue/workqueue_execute_start/enable"
 	trace=$(cat "$tr/trace")
@@ -109,7 +156,7 @@ case_io() {
 			if (match($0, /\[[0-9]+\]/) && substr($0, RSTART + 1, RLENGTH - 2) + 0 == 1) on1++
 		}
 		END { print ran + 0, on1 + 0 }')
-	if [ "$ran" -gt 0 ] && [ "$on1" = 0 ]; then
+	if [ "$ran" -gt 0 ] && [ "$on1" = 0 ] && [ "$moved" = 1 ]; then
 		t_ok "$desc"
 	else
 		t_diag "$ran executions of $name's work items, $on1 of them on the isolated CPU 1"
@@ -117,6 +164,11 @@ case_io() {
 	fi
 }
 
-case_io "${cases[0]}" on
-case_io "${cases[1]}" off
+case_io "${cases[0]}" on on_isolated_dd
+case_io "${cases[1]}" off on_isolated_dd
+if command -v fio >/dev/null; then
+	case_io "${cases[2]}" on depth_beside_hog
+else
+	t_skip "${cases[2]}" "no fio"
+fi
 t_done

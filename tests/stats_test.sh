@@ -4,7 +4,7 @@
 # rust_loop's request counters in debugfs, /sys/kernel/debug/rust_loop/loopN
 # (loop.ko has none; the cases skip there):
 #
-#  - a new device's file exists and counts nothing;
+#  - a new device's file exists and counts nothing (every counter 0);
 #  - 8 direct 4 KiB writes and 4 direct 4 KiB reads through the device are
 #    counted as 8 writes of 32768 bytes and at least 4 reads of at least
 #    16384 bytes (nothing else writes; a reader such as blkid may read);
@@ -55,7 +55,7 @@ f=$dir/$(basename "$(losetup -f)")
 new_device() {
 	[ -f "$f" ] || { t_diag "no file $f"; return 1; }
 	local n v
-	for n in reads writes flushes discards write_zeroes bytes_read bytes_written; do
+	for n in reads writes flushes discards write_zeroes bytes_read bytes_written worker_elsewhere; do
 		v=$(counter $n "$f") || { t_diag "$f has no $n: $(cat "$f")"; return 1; }
 		[ "$v" = 0 ] || { t_diag "$n is $v on an unused device"; return 1; }
 	done
