@@ -32,8 +32,9 @@ pub(crate) enum Kick {
     /// On the submitting CPU (a housekeeping CPU near it if it is
     /// isolated).
     Here,
-    /// On another CPU than the submitting one: [`Placement`] found the
-    /// submitter preempted for the worker.
+    /// On the next housekeeping CPU after the submitting one (the
+    /// submitting CPU's choice if it is the only one online):
+    /// [`Placement`] found the submitter preempted for the worker.
     Elsewhere,
 }
 
