@@ -25,9 +25,9 @@
 # worker_elsewhere counter shows that the list was sent elsewhere.
 #
 # Needs 2 CPUs, cgroup v2 with the cpuset controller and the workqueue
-# trace events (Debian's kernel; the release and test kernels have no
-# tracing, so the cases run, for both drivers, on Debian's); the third
-# case needs fio; skipped otherwise.
+# trace events (the test kernel and Debian's; the release kernel has no
+# tracing, so loop.ko is compared on Debian's); the third case needs fio;
+# skipped otherwise.
 
 . "$(dirname "$0")/lib.sh"
 
