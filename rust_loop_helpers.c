@@ -195,30 +195,44 @@ int rust_loop_mutex_lock_killable(struct mutex *lock)
 }
 
 /*
- * The CPU for queue_work_on() of a work item queued from this CPU on a
- * per-CPU workqueue: WORK_CPU_UNBOUND (this CPU) if it is a housekeeping
- * CPU, else the nearest housekeeping one. An unbound workqueue's
+ * Whether work may run on @cpu: a housekeeping CPU. An unbound workqueue's
  * wq_unbound_cpumask leaves out the CPUs isolated by isolcpus= or an
  * isolated cpuset partition (HK_TYPE_DOMAIN); nohz_full= CPUs
  * (HK_TYPE_WQ) are kept free of kernel work too.
  */
+static bool housekeeping_work(int cpu)
+{
+	return housekeeping_cpu(cpu, HK_TYPE_DOMAIN) &&
+	       housekeeping_cpu(cpu, HK_TYPE_WQ);
+}
+
+/* Where work queued from @cpu on a per-CPU workqueue goes: see below. */
+static int housekeeping_work_cpu(int cpu)
+{
+	if (!housekeeping_cpu(cpu, HK_TYPE_DOMAIN))
+		return housekeeping_any_cpu(HK_TYPE_DOMAIN);
+	if (!housekeeping_cpu(cpu, HK_TYPE_WQ))
+		return housekeeping_any_cpu(HK_TYPE_WQ);
+	return WORK_CPU_UNBOUND;
+}
+
+/*
+ * The CPU for queue_work_on() of a work item queued from this CPU on a
+ * per-CPU workqueue: WORK_CPU_UNBOUND (this CPU) if it is a housekeeping
+ * CPU, else the nearest housekeeping one.
+ */
 int rust_loop_housekeeping_work_cpu(void)
 {
-	int cpu = get_cpu(), ret = WORK_CPU_UNBOUND;
+	int ret = housekeeping_work_cpu(get_cpu());
 
-	if (!housekeeping_cpu(cpu, HK_TYPE_DOMAIN))
-		ret = housekeeping_any_cpu(HK_TYPE_DOMAIN);
-	else if (!housekeeping_cpu(cpu, HK_TYPE_WQ))
-		ret = housekeeping_any_cpu(HK_TYPE_WQ);
 	put_cpu();
 	return ret;
 }
 
 /*
  * queue_work_on() of a per-CPU work item on another CPU than this one: the
- * next online CPU after it that is a housekeeping CPU as
- * rust_loop_housekeeping_work_cpu() means it, or, where there is none,
- * where rust_loop_housekeeping_work_cpu() would queue it. Preemption stays
+ * next online housekeeping CPU after it, or, where there is none, where
+ * rust_loop_housekeeping_work_cpu() would queue it. Preemption stays
  * disabled from the choice to the queueing, so the CPU chosen cannot go
  * offline in between (taking a CPU down runs stop_machine()); once queued,
  * work on a CPU that goes offline runs on another (workqueue hotplug).
@@ -226,22 +240,17 @@ int rust_loop_housekeeping_work_cpu(void)
 bool rust_loop_queue_work_elsewhere(struct workqueue_struct *wq,
 				    struct work_struct *work)
 {
-	int cpu = get_cpu(), next, target = WORK_CPU_UNBOUND;
+	int cpu = get_cpu(), next, target = -1;
 	bool queued;
 
 	for_each_cpu_wrap(next, cpu_online_mask, cpu + 1) {
-		if (next != cpu && housekeeping_cpu(next, HK_TYPE_DOMAIN) &&
-		    housekeeping_cpu(next, HK_TYPE_WQ)) {
+		if (next != cpu && housekeeping_work(next)) {
 			target = next;
 			break;
 		}
 	}
-	if (target == WORK_CPU_UNBOUND) {
-		if (!housekeeping_cpu(cpu, HK_TYPE_DOMAIN))
-			target = housekeeping_any_cpu(HK_TYPE_DOMAIN);
-		else if (!housekeeping_cpu(cpu, HK_TYPE_WQ))
-			target = housekeeping_any_cpu(HK_TYPE_WQ);
-	}
+	if (target < 0)
+		target = housekeeping_work_cpu(cpu);
 	queued = queue_work_on(target, wq, work);
 	put_cpu();
 	return queued;

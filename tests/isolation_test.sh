@@ -95,22 +95,12 @@ on_isolated_dd() {
 		t_diag "dd on CPU 1 failed"
 }
 
-# elsewhere DEV: DEV's worker_elsewhere counter (rust_loop), or 0.
-elsewhere() {
-	local name value
-	[ "${LOOP_DRIVER:-rust}" = c ] && { echo 0; return; }
-	while read -r name value; do
-		[ "$name" = worker_elsewhere ] && { echo "$value"; return; }
-	done <"/sys/kernel/debug/rust_loop/${1#/dev/}"
-	echo 0
-}
-
 # depth_beside_hog DEV: random writes at depth 32 to DEV from CPU 0, a
 # busy loop on CPU 0 beside them; for rust_loop, DEV's worker_elsewhere
 # counter grew (else the case did not test the list going elsewhere).
 depth_beside_hog() {
 	local before after
-	before=$(elsewhere "$1")
+	before=$(worker_elsewhere "$1")
 	taskset -c 0 bash -c 'while :; do :; done' &
 	hog=$!
 	taskset -c 0 fio --name=isolation --filename="$1" --direct=1 --ioengine=io_uring \
@@ -118,7 +108,7 @@ depth_beside_hog() {
 		t_diag "fio on CPU 0 failed"
 	kill "$hog" && wait "$hog" 2>/dev/null
 	hog=
-	after=$(elsewhere "$1")
+	after=$(worker_elsewhere "$1")
 	if [ "${LOOP_DRIVER:-rust}" != c ] && [ "$after" -le "$before" ]; then
 		t_diag "worker_elsewhere $before before, $after after: the list never left CPU 0"
 		moved=0

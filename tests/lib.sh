@@ -164,6 +164,18 @@ loop_list() {
 # bound: the bound loop devices.
 bound() { loop_list loop; }
 
+# worker_elsewhere DEV: DEV's worker_elsewhere counter in rust_loop's
+# debugfs (requests that sent the worker to the next CPU:
+# sys/placement.rs), 0 for loop.ko, which has no such counter.
+worker_elsewhere() {
+	local name value
+	[ "${LOOP_DRIVER:-rust}" = c ] && { echo 0; return; }
+	while read -r name value; do
+		[ "$name" = worker_elsewhere ] && { echo "$value"; return; }
+	done <"/sys/kernel/debug/rust_loop/${1#/dev/}"
+	echo 0
+}
+
 # Kernel log checks per test case, for tests that provoke the kernel
 # (scripts/check.sh checks the whole log again at the end). A test using
 # them sets kmsg_mark=$(dmesg | wc -l) first (not done here: a dmesg costs

@@ -60,23 +60,13 @@ fi
 mkdir -p "$work"
 truncate -s 64M "$img"
 
-# elsewhere: the device's worker_elsewhere counter (rust_loop), or 0.
-elsewhere() {
-	local name value
-	[ "${LOOP_DRIVER:-rust}" = c ] && { echo 0; return; }
-	while read -r name value; do
-		[ "$name" = worker_elsewhere ] && { echo "$value"; return; }
-	done <"/sys/kernel/debug/rust_loop/${dev#/dev/}"
-	echo 0
-}
-
 # io_beside_hog: random writes at depth 32 with verify headers from CPU 0,
 # a busy loop on CPU 0 beside them, then every block read back and
 # checked; the device's worker_elsewhere grew (rust_loop).
 io_beside_hog() {
 	local before after rc=0
 	dev=$(losetup --direct-io=on -f --show "$img") || { t_diag "losetup failed"; return 1; }
-	before=$(elsewhere)
+	before=$(worker_elsewhere "$dev")
 	taskset -c 0 bash -c 'while :; do :; done' &
 	hog=$!
 	taskset -c 0 fio --name=placement --filename="$dev" --direct=1 \
@@ -85,7 +75,7 @@ io_beside_hog() {
 		--output="$work/fio.log" >/dev/null 2>&1 || rc=1
 	kill "$hog" && wait "$hog" 2>/dev/null
 	hog=
-	after=$(elsewhere)
+	after=$(worker_elsewhere "$dev")
 	losetup -d "$dev"
 	dev=
 	[ "$rc" = 0 ] || { t_diag "fio failed:" "$(tail -20 "$work/fio.log")"; return 1; }
