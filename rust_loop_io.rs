@@ -64,8 +64,8 @@ pub(crate) struct Stats {
     write_zeroes: Atomic<u64>,
     bytes_read: Atomic<u64>,
     bytes_written: Atomic<u64>,
-    /// Requests that woke the worker on another CPU than their own
-    /// ([`crate::sys::placement::Placement`]).
+    /// Requests that sent the worker to the next CPU after their own
+    /// ([`Kick::Elsewhere`]): it had found their submitter preempted.
     worker_elsewhere: Atomic<u64>,
 }
 
