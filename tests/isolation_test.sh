@@ -96,8 +96,9 @@ on_isolated_dd() {
 }
 
 # depth_beside_hog DEV: random writes at depth 32 to DEV from CPU 0, a
-# busy loop on CPU 0 beside them; for rust_loop, DEV's worker_elsewhere
-# counter grew (else the case did not test the list going elsewhere).
+# busy loop on CPU 0 beside them; fails if, for rust_loop, DEV's
+# worker_elsewhere counter did not grow (the case did not test the list
+# going elsewhere).
 depth_beside_hog() {
 	local before after
 	before=$(worker_elsewhere "$1")
@@ -111,21 +112,21 @@ depth_beside_hog() {
 	after=$(worker_elsewhere "$1")
 	if [ "${LOOP_DRIVER:-rust}" != c ] && [ "$after" -le "$before" ]; then
 		t_diag "worker_elsewhere $before before, $after after: the list never left CPU 0"
-		moved=0
+		return 1
 	fi
 }
 
 # case_io DESC DIO IO: I/O through a device with --direct-io=DIO by the
-# function IO (given the device); every execution of a work item queued on
-# the device's workqueue ran on another CPU than 1.
+# function IO (given the device), which succeeds; every execution of a
+# work item queued on the device's workqueue ran on another CPU than 1.
 case_io() {
-	local desc=$1 dio=$2 io=$3 name trace ran on1 moved=1
+	local desc=$1 dio=$2 io=$3 name trace ran on1 io_ok=1
 	dev=$(losetup --direct-io="$dio" -f --show "$img") || { t_fail "$desc"; return; }
 	name=${dev#/dev/}
 	echo >"$tr/trace"
 	echo 1 >"$tr/events/workqueue/workqueue_queue_work/enable"
 	echo 1 >"$tr/events/workqueue/workqueue_execute_start/enable"
-	"$io" "$dev"
+	"$io" "$dev" || io_ok=0
 	echo 0 >"$tr/events/workqueue/workqueue_queue_work/enable"
 	echo 0 >"$tr/events/workqueue/workqueue_execute_start/enable"
 	trace=$(cat "$tr/trace")
@@ -146,7 +147,7 @@ case_io() {
 			if (match($0, /\[[0-9]+\]/) && substr($0, RSTART + 1, RLENGTH - 2) + 0 == 1) on1++
 		}
 		END { print ran + 0, on1 + 0 }')
-	if [ "$ran" -gt 0 ] && [ "$on1" = 0 ] && [ "$moved" = 1 ]; then
+	if [ "$ran" -gt 0 ] && [ "$on1" = 0 ] && [ "$io_ok" = 1 ]; then
 		t_ok "$desc"
 	else
 		t_diag "$ran executions of $name's work items, $on1 of them on the isolated CPU 1"
